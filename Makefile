@@ -1,0 +1,48 @@
+# Outrig build entry points. `make demo` and `make test` are the two commands a
+# fresh machine needs; everything they use is installed by the targets below.
+SHELL := /bin/bash
+export PATH := $(CURDIR)/bin/tools:$(PATH)
+
+BUF_VERSION              := v1.47.2
+PROTOC_GEN_GO_VERSION    := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
+GO_PKGS := ./... ./api/... ./sdk-go/...
+
+.PHONY: build demo test unit test-integration generate verify tools bench clean
+
+build:
+	go build -o bin/outrig ./cmd/outrig
+
+demo: build
+	./bin/outrig demo --bin ./bin/outrig
+
+# Pinned code generators, installed from the Go module proxy into bin/tools.
+tools: bin/tools/.stamp-$(BUF_VERSION)-$(PROTOC_GEN_GO_VERSION)-$(PROTOC_GEN_GO_GRPC_VERSION)
+bin/tools/.stamp-%:
+	mkdir -p bin/tools
+	GOBIN=$(CURDIR)/bin/tools go install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
+	GOBIN=$(CURDIR)/bin/tools go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	GOBIN=$(CURDIR)/bin/tools go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	touch $@
+
+generate: tools
+	cd api && rm -rf gen && buf generate
+
+# Regenerates code and fails on any difference; checks gofmt and go vet.
+verify: generate
+	@git diff --exit-code -- api/gen || (echo "generated code is stale: run make generate"; exit 1)
+	@test -z "$$(git status --porcelain -- api/gen)" || (echo "untracked generated files"; exit 1)
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^api/gen/')); test -z "$$out" || (echo "gofmt needed: $$out"; exit 1)
+	go vet $(GO_PKGS)
+
+unit:
+	go test -race -count=1 $(GO_PKGS)
+
+test: verify build
+	scripts/test.sh
+
+bench: build
+	go run ./bench/cmd/bench
+
+clean:
+	rm -rf bin

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"github.com/dapr/components-contrib/bindings"
+	bcron "github.com/dapr/components-contrib/bindings/cron"
+	bhttp "github.com/dapr/components-contrib/bindings/http"
+	bkafka "github.com/dapr/components-contrib/bindings/kafka"
+	bmysql "github.com/dapr/components-contrib/bindings/mysql"
+	bredis "github.com/dapr/components-contrib/bindings/redis"
+	brocketmq "github.com/dapr/components-contrib/bindings/rocketmq"
+	pmemory "github.com/dapr/components-contrib/pubsub/in-memory"
+	pkafka "github.com/dapr/components-contrib/pubsub/kafka"
+	predis "github.com/dapr/components-contrib/pubsub/redis"
+	procketmq "github.com/dapr/components-contrib/pubsub/rocketmq"
+	smemory "github.com/dapr/components-contrib/state/in-memory"
+	smongodb "github.com/dapr/components-contrib/state/mongodb"
+	smysql "github.com/dapr/components-contrib/state/mysql"
+	sredis "github.com/dapr/components-contrib/state/redis"
+	szookeeper "github.com/dapr/components-contrib/state/zookeeper"
+	"github.com/dapr/kit/logger"
+
+	"github.com/outrig/outrig/components"
+)
+
+// newRegistry builds the component registry of the outrig binary: every
+// component type this build supports, with Dapr's type names so that Dapr
+// component YAML works unchanged.
+func newRegistry() *components.Registry {
+	r := components.NewRegistry()
+
+	r.RegisterState("state.in-memory", "v1", smemory.NewInMemoryStateStore)
+	r.RegisterState("state.redis", "v1", sredis.NewRedisStateStore)
+	r.RegisterState("state.mysql", "v1", smysql.NewMySQLStateStore)
+	r.RegisterState("state.mongodb", "v1", smongodb.NewMongoDB)
+	r.RegisterState("state.zookeeper", "v1", szookeeper.NewZookeeperStateStore)
+
+	r.RegisterPubSub("pubsub.in-memory", "v1", pmemory.New)
+	r.RegisterPubSub("pubsub.kafka", "v1", pkafka.NewKafka)
+	r.RegisterPubSub("pubsub.redis", "v1", predis.NewRedisStreams)
+	r.RegisterPubSub("pubsub.rocketmq", "v1", procketmq.NewRocketMQ)
+
+	r.RegisterInputBinding("bindings.kafka", "v1", func(l logger.Logger) bindings.InputBinding { return bkafka.NewKafka(l) })
+	r.RegisterOutputBinding("bindings.kafka", "v1", func(l logger.Logger) bindings.OutputBinding { return bkafka.NewKafka(l) })
+	r.RegisterInputBinding("bindings.rocketmq", "v1", func(l logger.Logger) bindings.InputBinding { return brocketmq.NewRocketMQ(l) })
+	r.RegisterOutputBinding("bindings.rocketmq", "v1", func(l logger.Logger) bindings.OutputBinding { return brocketmq.NewRocketMQ(l) })
+	r.RegisterOutputBinding("bindings.redis", "v1", bredis.NewRedis)
+	r.RegisterOutputBinding("bindings.mysql", "v1", bmysql.NewMysql)
+	r.RegisterOutputBinding("bindings.http", "v1", bhttp.NewHTTP)
+	r.RegisterInputBinding("bindings.cron", "v1", bcron.NewCron)
+	return r
+}
