@@ -8,7 +8,9 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	configv1 "github.com/outrig/outrig/api/gen/outrig/config/v1"
 )
@@ -146,4 +148,21 @@ func FuzzDecode(f *testing.F) {
 			t.Fatal("re-decoded message differs")
 		}
 	})
+}
+
+func TestNodeAppIDs(t *testing.T) {
+	node := &core.Node{Id: "n", Metadata: NodeMetadata([]string{"a", "b"})}
+	if diff := cmp.Diff([]string{"a", "b"}, NodeAppIDs(node)); diff != "" {
+		t.Errorf("NodeAppIDs (-want +got):\n%s", diff)
+	}
+	if got := NodeAppIDs(&core.Node{Id: "n"}); got != nil {
+		t.Errorf("NodeAppIDs(no metadata) = %v, want nil", got)
+	}
+	if got := NodeAppIDs(nil); got != nil {
+		t.Errorf("NodeAppIDs(nil) = %v, want nil", got)
+	}
+	bad, _ := structpb.NewStruct(map[string]any{NodeAppIDsKey: []any{1.0, "", "x"}})
+	if diff := cmp.Diff([]string{"x"}, NodeAppIDs(&core.Node{Metadata: bad})); diff != "" {
+		t.Errorf("NodeAppIDs(mixed) (-want +got):\n%s", diff)
+	}
 }

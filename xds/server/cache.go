@@ -1,0 +1,322 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"sort"
+	"strconv"
+	"sync"
+
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+)
+
+// notFoundVersion is what a subscription records, in go-control-plane's
+// per-stream returned-versions map, for a name the client subscribed to and
+// was told does not exist. It lets the next watch of the stream know the
+// client already has that answer (so it is not repeated) and makes a later
+// real version differ (so the resource is pushed once it appears). Content
+// versions are hex and can never equal it; go-control-plane's own "" marker
+// (answer this name again) stays distinct.
+const notFoundVersion = "~absent"
+
+// entry is one resource as served: encoded once, shared read-only by every
+// response that carries it.
+type entry struct {
+	version  string
+	resource *discovery.Resource
+	scopes   []string
+}
+
+// typeCache serves one type URL to go-control-plane's delta server. It is a
+// cache.ConfigWatcher written for our needs instead of a LinearCache:
+//   - it filters by the node's app ids per watch (scoped resources only go to
+//     the apps in scope, and a resource whose scopes drop a node is removed
+//     from that node);
+//   - it answers a subscribed name that does not exist at once, in
+//     removed_resources, instead of leaving the client waiting;
+//   - it never sends on a stream's channel while holding its lock, and never
+//     blocks a writer on a slow stream (see watch.deliver);
+//   - versions are content hashes computed by the writer (package resource).
+//
+// Concurrency: every method is safe for concurrent use.
+type typeCache struct {
+	typeURL  string
+	deferred func() // called when a delivery had to wait for a slow stream
+
+	mu        sync.Mutex
+	version   uint64 // bumped on every change; sent as system_version_info
+	resources map[string]*entry
+	wildcard  map[uint64]*watch
+	named     map[string]map[uint64]*watch
+	nextID    uint64
+}
+
+var _ cache.Cache = (*typeCache)(nil)
+
+func newTypeCache(typeURL string, deferred func()) *typeCache {
+	return &typeCache{
+		typeURL:   typeURL,
+		deferred:  deferred,
+		resources: map[string]*entry{},
+		wildcard:  map[uint64]*watch{},
+		named:     map[string]map[uint64]*watch{},
+	}
+}
+
+var errSotw = errors.New("state-of-the-world xDS is not served: use DeltaAggregatedResources")
+
+// CreateWatch refuses state-of-the-world requests.
+func (c *typeCache) CreateWatch(*cache.Request, cache.Subscription, chan cache.Response) (func(), error) {
+	return nil, errSotw
+}
+
+// Fetch refuses REST fetches.
+func (c *typeCache) Fetch(context.Context, *cache.Request) (cache.Response, error) {
+	return nil, errSotw
+}
+
+// CreateDeltaWatch answers at once when the client lacks something it asked
+// for (or this is the first request of a wildcard subscription), otherwise
+// keeps the watch until a change concerns it.
+func (c *typeCache) CreateDeltaWatch(req *cache.DeltaRequest, sub cache.Subscription, out chan cache.DeltaResponse) (func(), error) {
+	c.mu.Lock()
+	c.nextID++
+	w := newWatch(c.nextID, req, sub, out)
+	replyEvenIfEmpty := sub.IsWildcard() && req.GetResponseNonce() == ""
+	if resp := c.compute(w, nil, replyEvenIfEmpty); resp != nil {
+		c.mu.Unlock()
+		c.deliver(w, resp)
+		return w.stop, nil
+	}
+	c.track(w)
+	c.mu.Unlock()
+	return func() {
+		c.mu.Lock()
+		c.untrack(w)
+		c.mu.Unlock()
+		w.stop()
+	}, nil
+}
+
+// replace makes desired the full set of the type. Only entries whose version
+// differs from the current one, and current names absent from desired,
+// count as changes; only the watches those concern are notified.
+func (c *typeCache) replace(desired map[string]*entry) (changed int) {
+	c.mu.Lock()
+	var names []string
+	for name, e := range desired {
+		if cur, ok := c.resources[name]; !ok || cur.version != e.version {
+			c.resources[name] = e
+			names = append(names, name)
+		}
+	}
+	for name := range c.resources {
+		if _, ok := desired[name]; !ok {
+			delete(c.resources, name)
+			names = append(names, name)
+		}
+	}
+	return c.commit(names)
+}
+
+// patch upserts and deletes some resources, leaving the others as they are.
+// Upserts whose version equals the current one and deletions of absent
+// names are no changes.
+func (c *typeCache) patch(upserts map[string]*entry, deletes []string) (changed int) {
+	c.mu.Lock()
+	var names []string
+	for name, e := range upserts {
+		if cur, ok := c.resources[name]; !ok || cur.version != e.version {
+			c.resources[name] = e
+			names = append(names, name)
+		}
+	}
+	for _, name := range deletes {
+		if _, ok := c.resources[name]; ok {
+			delete(c.resources, name)
+			names = append(names, name)
+		}
+	}
+	return c.commit(names)
+}
+
+// commit finishes a change made under c.mu: it bumps the version, computes
+// the responses of the watches concerned, releases c.mu and only then
+// delivers them, so no stream is ever sent to under the lock.
+func (c *typeCache) commit(names []string) int {
+	if len(names) == 0 {
+		c.mu.Unlock()
+		return 0
+	}
+	c.version++
+	fired := c.notify(names)
+	c.mu.Unlock()
+	for _, f := range fired {
+		c.deliver(f.w, f.resp)
+	}
+	return len(names)
+}
+
+// current returns the entry served under name.
+func (c *typeCache) current(name string) (*entry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.resources[name]
+	return e, ok
+}
+
+type firing struct {
+	w    *watch
+	resp *response
+}
+
+// notify computes the responses of the watches concerned by the changed
+// names and untracks the watches that fire. Must hold c.mu.
+func (c *typeCache) notify(changed []string) []firing {
+	var fired []firing
+	for id, w := range c.wildcard {
+		if resp := c.compute(w, changed, false); resp != nil {
+			fired = append(fired, firing{w, resp})
+			delete(c.wildcard, id)
+		}
+	}
+	seen := map[uint64]bool{}
+	for _, name := range changed {
+		for id, w := range c.named[name] {
+			if seen[id] {
+				continue
+			}
+			seen[id] = true
+			if resp := c.compute(w, changed, false); resp != nil {
+				fired = append(fired, firing{w, resp})
+				c.untrack(w)
+			}
+		}
+	}
+	return fired
+}
+
+func (c *typeCache) deliver(w *watch, resp *response) {
+	if w.deliver(resp) && c.deferred != nil {
+		c.deferred()
+	}
+}
+
+// track registers a watch that has nothing to send yet. Must hold c.mu.
+func (c *typeCache) track(w *watch) {
+	if w.sub.IsWildcard() {
+		c.wildcard[w.id] = w
+		return
+	}
+	for name := range w.sub.SubscribedResources() {
+		ws := c.named[name]
+		if ws == nil {
+			ws = map[uint64]*watch{}
+			c.named[name] = ws
+		}
+		ws[w.id] = w
+	}
+}
+
+// untrack forgets a watch. Must hold c.mu.
+func (c *typeCache) untrack(w *watch) {
+	delete(c.wildcard, w.id)
+	for name := range w.sub.SubscribedResources() {
+		if ws := c.named[name]; ws != nil {
+			delete(ws, w.id)
+			if len(ws) == 0 {
+				delete(c.named, name)
+			}
+		}
+	}
+}
+
+// compute returns what the watch's client lacks among names (nil: every
+// name relevant to the subscription), or nil when it lacks nothing and
+// replyEvenIfEmpty is false. Must hold c.mu.
+func (c *typeCache) compute(w *watch, names []string, replyEvenIfEmpty bool) *response {
+	known := w.sub.ReturnedResources()
+	subscribed := w.sub.SubscribedResources()
+	wildcard := w.sub.IsWildcard()
+
+	if names == nil {
+		set := map[string]struct{}{}
+		if wildcard {
+			for name := range c.resources {
+				set[name] = struct{}{}
+			}
+		}
+		for name := range subscribed {
+			set[name] = struct{}{}
+		}
+		for name := range known {
+			set[name] = struct{}{}
+		}
+		names = make([]string, 0, len(set))
+		for name := range set {
+			names = append(names, name)
+		}
+	}
+
+	var (
+		updates []*discovery.Resource
+		removed []string
+		next    map[string]string
+	)
+	edit := func() map[string]string {
+		if next == nil {
+			next = maps.Clone(known)
+			if next == nil {
+				next = map[string]string{}
+			}
+		}
+		return next
+	}
+	for _, name := range names {
+		e, exists := c.resources[name]
+		visible := exists && w.visible(e.scopes)
+		_, explicit := subscribed[name]
+		knownVersion, isKnown := known[name]
+		switch {
+		case visible && (wildcard || explicit):
+			if !isKnown || knownVersion != e.version {
+				updates = append(updates, e.resource)
+				edit()[name] = e.version
+			}
+		case explicit:
+			// Asked for by name but absent (or out of scope): say so once.
+			if !isKnown || knownVersion != notFoundVersion {
+				removed = append(removed, name)
+				edit()[name] = notFoundVersion
+			}
+		case isKnown:
+			// The client holds it but may no longer: gone, out of scope or
+			// unsubscribed. A name it already knows to be absent needs no
+			// message.
+			if knownVersion != notFoundVersion {
+				removed = append(removed, name)
+			}
+			delete(edit(), name)
+		}
+	}
+	if len(updates) == 0 && len(removed) == 0 && !replyEvenIfEmpty {
+		return nil
+	}
+	if next == nil {
+		next = maps.Clone(known)
+		if next == nil {
+			next = map[string]string{}
+		}
+	}
+	sort.Slice(updates, func(i, j int) bool { return updates[i].GetName() < updates[j].GetName() })
+	sort.Strings(removed)
+	return &response{
+		req:       w.req,
+		resources: updates,
+		removed:   removed,
+		next:      next,
+		version:   strconv.FormatUint(c.version, 10),
+	}
+}

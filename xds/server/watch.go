@@ -1,0 +1,130 @@
+package server
+
+import (
+	"context"
+	"sync"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+
+	"github.com/outrig/outrig/xds/resource"
+)
+
+// watch is one open delta watch: the go-control-plane stream asks for the
+// next change of one type and gets at most one response on out.
+//
+// Delivery never blocks the caller. A response is offered to out without
+// waiting; if the stream's buffer is full (the stream is stuck sending to a
+// slow client) a goroutine owned by the watch waits for room instead, and
+// cancel stops and joins it before returning, so the stream may close out
+// right after cancel without a send on a closed channel.
+type watch struct {
+	id     uint64
+	req    *cache.DeltaRequest
+	sub    cache.Subscription
+	appIDs map[string]struct{} // nil: the node sees every resource
+	out    chan cache.DeltaResponse
+
+	mu        sync.Mutex
+	cancelled bool
+	done      chan struct{} // closed by cancel
+	pending   sync.WaitGroup
+}
+
+func newWatch(id uint64, req *cache.DeltaRequest, sub cache.Subscription, out chan cache.DeltaResponse) *watch {
+	return &watch{id: id, req: req, sub: sub, appIDs: appIDsOf(req.GetNode()), out: out, done: make(chan struct{})}
+}
+
+// deliver hands resp to the stream without blocking. It reports whether the
+// send had to be deferred to a goroutine (the stream's buffer was full).
+func (w *watch) deliver(resp cache.DeltaResponse) (deferred bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.cancelled {
+		return false
+	}
+	select {
+	case w.out <- resp:
+		return false
+	default:
+	}
+	w.pending.Add(1)
+	go func() {
+		defer w.pending.Done()
+		select {
+		case w.out <- resp:
+		case <-w.done:
+		}
+	}()
+	return true
+}
+
+// stop marks the watch cancelled and waits for a deferred send to finish or
+// give up. Safe to call more than once.
+func (w *watch) stop() {
+	w.mu.Lock()
+	if !w.cancelled {
+		w.cancelled = true
+		close(w.done)
+	}
+	w.mu.Unlock()
+	w.pending.Wait()
+}
+
+// visible reports whether a resource with these scopes goes to the watch's
+// node: unscoped resources go to everyone, a node without app ids sees
+// everything, otherwise the node's app ids must intersect the scopes.
+func (w *watch) visible(scopes []string) bool {
+	if len(scopes) == 0 || w.appIDs == nil {
+		return true
+	}
+	for _, s := range scopes {
+		if _, ok := w.appIDs[s]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// response is the cache.DeltaResponse handed to go-control-plane's delta
+// server. The resources are already encoded.
+type response struct {
+	req       *cache.DeltaRequest
+	resources []*discovery.Resource
+	removed   []string
+	next      map[string]string
+	version   string
+}
+
+var _ cache.DeltaResponse = (*response)(nil)
+
+func (r *response) GetDeltaDiscoveryResponse() (*discovery.DeltaDiscoveryResponse, error) {
+	return &discovery.DeltaDiscoveryResponse{
+		SystemVersionInfo: r.version,
+		TypeUrl:           r.req.GetTypeUrl(),
+		Resources:         r.resources,
+		RemovedResources:  r.removed,
+	}, nil
+}
+
+func (r *response) GetDeltaRequest() *discovery.DeltaDiscoveryRequest { return r.req }
+func (r *response) GetSystemVersion() (string, error)                 { return r.version, nil }
+func (r *response) GetResponseVersion() string                        { return r.version }
+func (r *response) GetNextVersionMap() map[string]string              { return r.next }
+func (r *response) GetReturnedResources() map[string]string           { return r.next }
+func (r *response) GetContext() context.Context                       { return context.Background() }
+
+// appIDsOf returns the node's app ids as a set, or nil when it has none
+// (such a node sees every resource).
+func appIDsOf(node *core.Node) map[string]struct{} {
+	ids := resource.NodeAppIDs(node)
+	if len(ids) == 0 {
+		return nil
+	}
+	set := make(map[string]struct{}, len(ids))
+	for _, id := range ids {
+		set[id] = struct{}{}
+	}
+	return set
+}
