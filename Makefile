@@ -10,11 +10,15 @@ GO_PKGS := ./... ./api/... ./sdk-go/...
 
 .PHONY: build demo test unit test-integration generate verify tools bench clean
 
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+
 build:
-	go build -o bin/outrig ./cmd/outrig
+	go build -ldflags "-X main.version=$(VERSION)" -o bin/outrig ./cmd/outrig
+	go build -o bin/checkout-app ./examples/apps/checkout
+	go build -o bin/orders-app ./examples/apps/orders
 
 demo: build
-	./bin/outrig demo --bin ./bin/outrig
+	./bin/outrig demo --bin-dir bin
 
 # Pinned code generators, installed from the Go module proxy into bin/tools.
 tools: bin/tools/.stamp-$(BUF_VERSION)-$(PROTOC_GEN_GO_VERSION)-$(PROTOC_GEN_GO_GRPC_VERSION)
