@@ -63,12 +63,12 @@ func parseMatch(expr string) ([]cond, error) {
 			return nil, fmt.Errorf("%q: want event.<attr> == \"value\"", part)
 		}
 		attr, isEvent := strings.CutPrefix(strings.TrimSpace(lhs), "event.")
+		if !isEvent {
+			return nil, fmt.Errorf("%q: left side must be event.<attr>", part)
+		}
 		switch attr {
 		case "id", "source", "type", "subject", "topic":
 		default:
-			if !isEvent {
-				return nil, fmt.Errorf("%q: left side must be event.<attr>", part)
-			}
 			return nil, fmt.Errorf("%q: unknown attribute %q (want id, source, type, subject or topic)", part, attr)
 		}
 		val, err := strconv.Unquote(strings.TrimSpace(rhs))

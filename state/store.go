@@ -214,7 +214,7 @@ func (s *Store) setRequest(field string, it SetItem) (cstate.SetRequest, error) 
 	req := cstate.SetRequest{
 		Key:      s.key(it.Key),
 		Value:    it.Value,
-		ETag:     it.ETag,
+		ETag:     effectiveETag(it.ETag, it.Concurrency),
 		Metadata: it.Metadata,
 		Options:  cstate.SetStateOption{Concurrency: concurrency(it.ETag, it.Concurrency), Consistency: it.Consistency},
 	}
@@ -229,6 +229,15 @@ func (s *Store) setRequest(field string, it SetItem) (cstate.SetRequest, error) 
 		return req, fmt.Errorf("%s.etag: store %q (%s) does not support ETags: %w", field, s.name, s.typ, errkind.ErrUnsupported)
 	}
 	return req, nil
+}
+
+// effectiveETag drops the ETag under explicit last-write-wins: the write
+// must land whatever the stored ETag is.
+func effectiveETag(etag *string, mode string) *string {
+	if mode == "last-write" {
+		return nil
+	}
+	return etag
 }
 
 // concurrency: an ETag given without an explicit mode means first-write-wins.
@@ -292,7 +301,7 @@ func (s *Store) deleteRequest(field string, it DeleteItem) (cstate.DeleteRequest
 	}
 	return cstate.DeleteRequest{
 		Key:      s.key(it.Key),
-		ETag:     it.ETag,
+		ETag:     effectiveETag(it.ETag, it.Concurrency),
 		Metadata: it.Metadata,
 		Options:  cstate.DeleteStateOption{Concurrency: concurrency(it.ETag, it.Concurrency), Consistency: it.Consistency},
 	}, nil
