@@ -31,6 +31,9 @@ type fakeSidecar struct {
 	onCall func(ctx context.Context, method string, req proto.Message) (proto.Message, error)
 	// rejectStream, if set, fails the next streams' initial with this error.
 	rejectStream error
+	// eventFirst makes Subscribe answer initial with an event instead of
+	// ready (a protocol violation).
+	eventFirst bool
 
 	subs     chan *session[runtimev1.SubscribeRequest, runtimev1.SubscribeResponse]
 	bindings chan *session[runtimev1.SubscribeBindingRequest, runtimev1.SubscribeBindingResponse]
@@ -207,6 +210,11 @@ func runSession[Req, Resp any](f *fakeSidecar, s grpc.BidiStreamingServer[Req, R
 
 func (f *fakeSidecar) Subscribe(s grpc.BidiStreamingServer[runtimev1.SubscribeRequest, runtimev1.SubscribeResponse]) error {
 	ready := &runtimev1.SubscribeResponse{Message: &runtimev1.SubscribeResponse_Ready{Ready: &runtimev1.SubscribeReady{}}}
+	f.mu.Lock()
+	if f.eventFirst {
+		ready = topicEvent("e0", "x")
+	}
+	f.mu.Unlock()
 	return runSession(f, s, ready, func(r *runtimev1.SubscribeRequest) bool { return r.GetInitial() != nil }, f.subs)
 }
 
@@ -314,4 +322,18 @@ func sdkGoroutines() []string {
 		}
 	}
 	return out
+}
+
+// topicEvent is an event message with id and data.
+func topicEvent(id, data string) *runtimev1.SubscribeResponse {
+	return &runtimev1.SubscribeResponse{Message: &runtimev1.SubscribeResponse_Event{Event: &runtimev1.TopicEvent{
+		Id: id, Data: []byte(data), Topic: "paid", PubsubName: "events", Attempt: 1,
+	}}}
+}
+
+// invocation is an invocation message.
+func invocation(id uint64, method, data string) *runtimev1.ServeResponse {
+	return &runtimev1.ServeResponse{Message: &runtimev1.ServeResponse_Invocation{Invocation: &runtimev1.Invocation{
+		Id: id, Method: method, Data: []byte(data),
+	}}}
 }
