@@ -321,7 +321,7 @@ func TestResponsesMapped(t *testing.T) {
 			return &runtimev1.BulkPublishResponse{FailedEntries: []*runtimev1.BulkPublishFailedEntry{{EntryId: "1", Error: "too big"}}}, nil
 		case "GetMetadata":
 			return &runtimev1.GetMetadataResponse{AppId: "checkout", Mode: "pod", ConfigVersion: "v3",
-				Components: []*runtimev1.ComponentInfo{{Name: "orders", Type: "state.redis", Status: "READY", Capabilities: []string{"ETAG"}}},
+				Components:    []*runtimev1.ComponentInfo{{Name: "orders", Type: "state.redis", Status: "READY", Capabilities: []string{"ETAG"}}},
 				Subscriptions: []*runtimev1.SubscriptionInfo{{PubsubName: "events", Topic: "paid", Kind: "streaming"}},
 				Policies:      []*runtimev1.PolicyInfo{{Name: "p", Targets: []string{"state/orders/Get"}, Policies: []string{"rateLimit"}}}}, nil
 		}

@@ -37,9 +37,11 @@ func TestServeDispatchesAndReplies(t *testing.T) {
 		},
 		"Empty":   func(context.Context, *Invocation) (*Reply, error) { return nil, nil },
 		"Missing": func(context.Context, *Invocation) (*Reply, error) { return nil, fmt.Errorf("order 7: %w", ErrNotFound) },
-		"Denied":  func(context.Context, *Invocation) (*Reply, error) { return nil, status.Error(codes.PermissionDenied, "no") },
-		"Plain":   func(context.Context, *Invocation) (*Reply, error) { return nil, errors.New("boom") },
-		"Panic":   func(context.Context, *Invocation) (*Reply, error) { panic("bug") },
+		"Denied": func(context.Context, *Invocation) (*Reply, error) {
+			return nil, status.Error(codes.PermissionDenied, "no")
+		},
+		"Plain": func(context.Context, *Invocation) (*Reply, error) { return nil, errors.New("boom") },
+		"Panic": func(context.Context, *Invocation) (*Reply, error) { panic("bug") },
 	}
 	// One at a time so that replies come back in order.
 	st, err := c.StartServe(context.Background(), handlers, WithMaxConcurrentHandlers(1))
