@@ -42,6 +42,11 @@ func (d *doc) metadataItem(path string, n *yaml.Node) *configv1.MetadataItem {
 		{"secretKeyRef", func(p string, v *yaml.Node) {
 			hasRef = true
 			m.SecretKeyRef = &configv1.SecretKeyRef{}
+			if r := resolve(v); r != nil && r.Kind == yaml.ScalarNode && !isNull(r) {
+				// Do not echo the value: it may be the secret itself.
+				d.bad(p, v, "must be a mapping with name and key")
+				return
+			}
 			d.fields(p, v, []field{
 				{"name", func(p string, v *yaml.Node) { m.SecretKeyRef.Name = d.str(p, v) }},
 				{"key", func(p string, v *yaml.Node) { m.SecretKeyRef.Key = d.str(p, v) }},

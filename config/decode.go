@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -22,6 +23,8 @@ type doc struct {
 	// where the two differ (v1alpha1 spec.route vs v2alpha1 spec.routes.default).
 	renames map[string]string
 	errs    errorList
+	// valueNodes counts the nodes converted by jsonValue.
+	valueNodes int
 	// failed holds the field paths whose values could not be decoded;
 	// validation errors at or below them are dropped as consequences.
 	failed []string
@@ -121,12 +124,21 @@ func describe(n *yaml.Node) string {
 	case yaml.SequenceNode:
 		return "a sequence"
 	case yaml.ScalarNode:
-		return fmt.Sprintf("%q", n.Value)
+		return quote(n.Value)
 	case yaml.AliasNode:
 		return "an alias"
 	default:
 		return "a document"
 	}
+}
+
+// quote quotes a value for an error message, shortened when long.
+func quote(v string) string {
+	const max = 64
+	if len(v) > max {
+		return fmt.Sprintf("%q (%d bytes)", v[:max]+"...", len(v))
+	}
+	return fmt.Sprintf("%q", v)
 }
 
 // field is one known key of a mapping and what to do with its value. The
@@ -233,24 +245,77 @@ func (d *doc) str(path string, n *yaml.Node) string {
 	return s.Value
 }
 
+// maxValueNodes bounds the YAML nodes, aliases expanded, that one JSON
+// metadata value may hold, so that aliases cannot blow a small file up into
+// a huge value.
+const maxValueNodes = 10000
+
 // metaValue decodes a Dapr metadata value: scalars as written, null as "",
 // mappings and sequences as their JSON text.
 func (d *doc) metaValue(path string, n *yaml.Node) string {
 	r := resolve(n)
-	if r != nil && (r.Kind == yaml.MappingNode || r.Kind == yaml.SequenceNode) {
-		var v any
-		if err := r.Decode(&v); err != nil {
-			d.bad(path, n, "cannot decode: %v", err)
-			return ""
-		}
-		b, err := json.Marshal(v)
-		if err != nil {
-			d.bad(path, n, "cannot be represented as JSON: %v", err)
-			return ""
-		}
-		return string(b)
+	if r == nil || (r.Kind != yaml.MappingNode && r.Kind != yaml.SequenceNode) {
+		return d.str(path, n)
 	}
-	return d.str(path, n)
+	d.valueNodes = 0
+	v, err := d.jsonValue(r, 0)
+	if err != nil {
+		d.bad(path, n, "cannot be represented as JSON: %v", err)
+		return ""
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		d.bad(path, n, "cannot be represented as JSON: %v", err)
+		return ""
+	}
+	return string(b)
+}
+
+// jsonValue converts n to a value for encoding/json, counting nodes in
+// d.valueNodes.
+func (d *doc) jsonValue(n *yaml.Node, depth int) (any, error) {
+	n = resolve(n)
+	d.valueNodes++
+	if d.valueNodes > maxValueNodes || depth > 100 {
+		return nil, fmt.Errorf("value too large (more than %d nodes or 100 levels once aliases are expanded)", maxValueNodes)
+	}
+	if n == nil {
+		return nil, errors.New("unresolved alias")
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		m := make(map[string]any, len(n.Content)/2)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := resolve(n.Content[i])
+			if k == nil || k.Kind != yaml.ScalarNode || k.Tag == "!!merge" {
+				return nil, fmt.Errorf("line %d: keys must be plain strings", n.Content[i].Line)
+			}
+			v, err := d.jsonValue(n.Content[i+1], depth+1)
+			if err != nil {
+				return nil, err
+			}
+			m[k.Value] = v
+		}
+		return m, nil
+	case yaml.SequenceNode:
+		out := make([]any, 0, len(n.Content))
+		for _, c := range n.Content {
+			v, err := d.jsonValue(c, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, v)
+		}
+		return out, nil
+	case yaml.ScalarNode:
+		var v any
+		if err := n.Decode(&v); err != nil {
+			return nil, err
+		}
+		return v, nil
+	default:
+		return nil, fmt.Errorf("line %d: unexpected YAML node", n.Line)
+	}
 }
 
 func (d *doc) boolean(path string, n *yaml.Node) bool {
@@ -260,7 +325,7 @@ func (d *doc) boolean(path string, n *yaml.Node) bool {
 	}
 	var b bool
 	if s.Tag != "!!bool" || s.Decode(&b) != nil {
-		d.bad(path, n, "must be true or false, got %q", s.Value)
+		d.bad(path, n, "must be true or false, got %s", quote(s.Value))
 		return false
 	}
 	return b
@@ -273,7 +338,7 @@ func (d *doc) int32(path string, n *yaml.Node) int32 {
 	}
 	var v int64
 	if s.Tag != "!!int" || s.Decode(&v) != nil {
-		d.bad(path, n, "must be an integer, got %q", s.Value)
+		d.bad(path, n, "must be an integer, got %s", quote(s.Value))
 		return 0
 	}
 	if v < math.MinInt32 || v > math.MaxInt32 {
@@ -290,11 +355,11 @@ func (d *doc) float(path string, n *yaml.Node) float64 {
 	}
 	var v float64
 	if (s.Tag != "!!int" && s.Tag != "!!float") || s.Decode(&v) != nil {
-		d.bad(path, n, "must be a number, got %q", s.Value)
+		d.bad(path, n, "must be a number, got %s", quote(s.Value))
 		return 0
 	}
 	if math.IsNaN(v) || math.IsInf(v, 0) {
-		d.bad(path, n, "must be a finite number, got %q", s.Value)
+		d.bad(path, n, "must be a finite number, got %s", quote(s.Value))
 		return 0
 	}
 	return v
@@ -308,7 +373,7 @@ func (d *doc) duration(path string, n *yaml.Node) *durationpb.Duration {
 	}
 	v, err := time.ParseDuration(s.Value)
 	if err != nil {
-		d.bad(path, n, "must be a duration such as \"500ms\" or \"2s\", got %q", s.Value)
+		d.bad(path, n, "must be a duration such as \"500ms\" or \"2s\", got %s", quote(s.Value))
 		return nil
 	}
 	return durationpb.New(v)

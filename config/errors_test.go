@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"io/fs"
+	"strings"
 	"testing"
 )
 
@@ -78,6 +79,13 @@ metadata:
 apiVersion: dapr.io/v1alpha1
 metadata: {name: "*k8s"}
 kind: *k`, []wantErr{{4, "", "invalid YAML: unknown anchor 'k' referenced"}}},
+		{"long values are shortened in messages", `
+apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata: {name: x}
+spec:
+  type: state.redis
+  initTimeout: ` + strings.Repeat("9", 100), []wantErr{{7, "spec.initTimeout", `got "` + strings.Repeat("9", 64) + `..." (100 bytes)`}}},
 		{"duplicate key", `
 apiVersion: dapr.io/v1alpha1
 kind: Component
@@ -126,7 +134,9 @@ spec:
     value: ""
     secretKeyRef: {name: kafka, key: k}
   - name: bad
-    valeu: x`, []wantErr{
+    valeu: x
+  - name: inline
+    secretKeyRef: hunter2`, []wantErr{
 			{10, "spec.metadata[1].name", `duplicate metadata name "Brokers" (also spec.metadata[0]`},
 			{12, "spec.metadata[2].name", "required"},
 			{13, "spec.metadata[3]", "needs value or secretKeyRef"},
@@ -134,6 +144,30 @@ spec:
 			{16, "spec.metadata[5]", "set either value or secretKeyRef, not both"},
 			{19, "spec.metadata[6]", "needs value or secretKeyRef"},
 			{20, "spec.metadata[6].valeu", `unknown field "valeu"`},
+			{22, "spec.metadata[7].secretKeyRef", "must be a mapping with name and key"},
+		}},
+		{"alias bomb in a metadata value", `
+apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata: {name: x}
+spec:
+  type: state.redis
+  metadata:
+  - name: a
+    value: &a [x, x, x, x, x, x, x, x, x, x]
+  - name: b
+    value: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]
+  - name: c
+    value: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]
+  - name: d
+    value: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]
+  - name: e
+    value: {k: [1, {k2: .nan}]}
+  - name: f
+    value: {[1]: x}`, []wantErr{
+			{15, "spec.metadata[3].value", "value too large (more than 10000 nodes"},
+			{17, "spec.metadata[4].value", "cannot be represented as JSON: json: unsupported value: NaN"},
+			{19, "spec.metadata[5].value", "keys must be plain strings"},
 		}},
 		{"component validation", `
 apiVersion: dapr.io/v1alpha1

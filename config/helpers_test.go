@@ -62,11 +62,24 @@ func checkFields(t *testing.T, err error, want []wantErr) {
 	}
 	for i, g := range got {
 		var e *Error
+		text := e2text(want[i].field, g)
 		if !errors.As(g, &e) || e.Field != want[i].field || !strings.Contains(e.Msg, want[i].msg) ||
-			e.Error() != want[i].field+": "+e.Msg {
+			e.File != "" || e.Line != 0 || g.Error() != text {
 			t.Errorf("error %d = %v, want field %q and message containing %q", i, g, want[i].field, want[i].msg)
 		}
 	}
+}
+
+// e2text is the text of a Validate error: "field: msg", or just msg.
+func e2text(field string, err error) string {
+	var e *Error
+	if !errors.As(err, &e) {
+		return ""
+	}
+	if field == "" {
+		return e.Msg
+	}
+	return field + ": " + e.Msg
 }
 
 func dur(s string) *durationpb.Duration {

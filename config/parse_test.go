@@ -140,6 +140,9 @@ func TestParseBytesValues(t *testing.T) {
   value: {b: 1, a: [x, 2]}`, []*configv1.MetadataItem{
 			{Name: "cert", Value: "line1\nline2\n"}, {Name: "obj", Value: `{"a":["x",2],"b":1}`},
 		}},
+		{"aliases inside JSON values", `
+- {name: a, value: &l [1, 2]}
+- {name: b, value: {x: *l, y: *l}}`, []*configv1.MetadataItem{{Name: "a", Value: "[1,2]"}, {Name: "b", Value: `{"x":[1,2],"y":[1,2]}`}}},
 		{"anchors and aliases", `
 - {name: host, value: &h "redis:6379"}
 - {name: replicaHost, value: *h}`, []*configv1.MetadataItem{

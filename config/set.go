@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -110,7 +111,7 @@ func ParseBytes(file string, data []byte) (*Set, error) {
 func ParseFile(path string) (*Set, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, &Error{File: path, Msg: err.Error(), cause: err}
+		return nil, ioError(path, err)
 	}
 	return ParseBytes(path, data)
 }
@@ -154,7 +155,7 @@ func LoadDir(dir string) (*Set, error) {
 			if p == dir {
 				return err
 			}
-			errs = append(errs, &Error{File: p, Msg: err.Error(), cause: err})
+			errs = append(errs, ioError(p, err))
 			if de != nil && de.IsDir() {
 				return fs.SkipDir
 			}
@@ -172,13 +173,13 @@ func LoadDir(dir string) (*Set, error) {
 		return nil
 	})
 	if walkErr != nil {
-		return set, &Error{File: dir, Msg: walkErr.Error(), cause: walkErr}
+		return set, ioError(dir, walkErr)
 	}
 	origin := map[string]string{} // kind/name → "file:line"
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
-			errs = append(errs, &Error{File: f, Msg: err.Error(), cause: err})
+			errs = append(errs, ioError(f, err))
 			continue
 		}
 		objs, fileErrs := parseFile(f, data)
@@ -201,4 +202,14 @@ func LoadDir(dir string) (*Set, error) {
 		return set, errs.join()
 	}
 	return set, nil
+}
+
+// ioError reports a file system error of file without repeating its path.
+func ioError(file string, err error) *Error {
+	msg := err.Error()
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		msg = pe.Op + ": " + pe.Err.Error()
+	}
+	return &Error{File: file, Msg: msg, cause: err}
 }
