@@ -36,7 +36,7 @@ type Dropper struct {
 	all   bool
 	k     float64
 	win   *window.Window // fields: requests, accepts
-	rand  func() uint64 // uniformly random 64-bit numbers
+	rand  func() uint64  // uniformly random 64-bit numbers
 }
 
 // New returns a dropper.

@@ -81,7 +81,7 @@ func TestAdaptiveRecoversWhenBackendRecovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.rand = rand.New(rand.NewPCG(1, 2)).Uint64 // deterministic recovery time
-	for sec := range 20 { // backend down: everything rejected
+	for sec := range 20 {                       // backend down: everything rejected
 		for range 1000 {
 			if d.Allow(int64(sec) * int64(time.Second)) {
 				d.Done(int64(sec)*int64(time.Second), false)

@@ -61,7 +61,7 @@ func TestBudgetBoundsRetries(t *testing.T) {
 	}{
 		{"ratio only", 0.2, 0.0001, 1000, 200},
 		{"ratio plus minimum", 0.2, 10, 1000, 300}, // 0.2×1000 + 10/s × 10s
-		{"minimum for low traffic", 0.2, 1, 5, 11},  // 0.2×5 + 1/s × 10s
+		{"minimum for low traffic", 0.2, 1, 5, 11}, // 0.2×5 + 1/s × 10s
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
