@@ -13,8 +13,7 @@ import (
 // Client talks to one sidecar. It holds one connection that all calls and
 // streams share; create one Client per process (or per sidecar) and reuse it.
 // All methods are safe for concurrent use. Close releases the connection;
-// calls made after Close fail with ErrUnavailable... or a Canceled status,
-// depending on the transport (do not rely on which).
+// calls made after Close fail (with a CANCELED status over gRPC).
 type Client struct {
 	t       transport
 	appID   string
