@@ -225,3 +225,13 @@ func TestParseBytesEmpty(t *testing.T) {
 		}
 	}
 }
+
+func TestParseBytesCRLFAndBOM(t *testing.T) {
+	src := "\ufeff" + strings.ReplaceAll(compA+"---\n"+badDoc, "\n", "\r\n")
+	_, err := ParseBytes("win.yaml", []byte(src))
+	checkErrs(t, err, "win.yaml", []wantErr{{9, "spec.oops", `unknown field "oops"`}})
+	set, err := ParseBytes("win.yaml", []byte("\ufeff"+strings.ReplaceAll(compA, "\n", "\r\n")))
+	if err != nil || set.Components["a"].GetType() != "state.memory" {
+		t.Fatalf("ParseBytes(CRLF, BOM) = %v, %v", set, err)
+	}
+}
