@@ -1,0 +1,110 @@
+package shm
+
+import (
+	"fmt"
+	"time"
+)
+
+// DefaultSpin is how long a reader polls its ring after it ran dry before it
+// parks on the socket (see SPEC.md §6). Measured on a 2-core machine; see
+// docs/benchmarks.md.
+const DefaultSpin = 20 * time.Microsecond
+
+// DefaultHandshakeTimeout bounds a handshake when the context has no deadline.
+const DefaultHandshakeTimeout = 5 * time.Second
+
+// DialOptions configure a client connection. The zero value is valid.
+type DialOptions struct {
+	// AppID names the application to the sidecar (at most MaxAppIDLen bytes).
+	AppID string
+	// RequestRingSize and ResponseRingSize ask for ring sizes in bytes; the
+	// server rounds them up to a power of two and clamps them to its limits.
+	// 0 takes the server's default.
+	RequestRingSize, ResponseRingSize uint32
+	// NoDescriptorPassing makes the client ask for a named /dev/shm file
+	// instead of a memfd, as a peer that cannot receive SCM_RIGHTS does
+	// (the Java SDK). Used by tests and to interoperate-check that mode.
+	NoDescriptorPassing bool
+	// Spin is how long the response reader polls before parking while calls
+	// are in flight: 0 means DefaultSpin, a negative value disables spinning.
+	Spin time.Duration
+	// HandshakeTimeout bounds the handshake when ctx has no earlier
+	// deadline; 0 means DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+}
+
+// ServerOptions configure a server. The zero value is valid.
+type ServerOptions struct {
+	// DefaultRingSize is the size of a ring whose client asked for 0;
+	// 0 means DefaultRingSize. Must be a power of two in [MinRingSize, MaxRingSize].
+	DefaultRingSize uint32
+	// MaxRingSize caps what a client may ask for; 0 means 16 MiB.
+	MaxRingSize uint32
+	// MaxMessageSize is the largest request or response (all fragments),
+	// written to the segment header; 0 means DefaultMaxMessage.
+	MaxMessageSize uint32
+	// MaxConcurrentCalls bounds handler goroutines per connection; when it is
+	// reached the server stops reading requests, so the request ring fills
+	// and the client waits (back-pressure). 0 means 1024.
+	MaxConcurrentCalls int
+	// ShmDir is where segment files are created for clients that cannot
+	// receive a descriptor; "" means /dev/shm.
+	ShmDir string
+	// Spin is how long the request reader polls before parking: 0 means
+	// DefaultSpin, a negative value disables spinning.
+	Spin time.Duration
+	// HandshakeTimeout bounds each handshake; 0 means DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+}
+
+func (o DialOptions) withDefaults() (DialOptions, error) {
+	if len(o.AppID) > MaxAppIDLen {
+		return o, fmt.Errorf("shm: DialOptions.AppID is %d bytes, at most %d allowed", len(o.AppID), MaxAppIDLen)
+	}
+	if o.Spin == 0 {
+		o.Spin = DefaultSpin
+	}
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	return o, nil
+}
+
+func (o ServerOptions) withDefaults() (ServerOptions, error) {
+	if o.DefaultRingSize == 0 {
+		o.DefaultRingSize = DefaultRingSize
+	}
+	if o.MaxRingSize == 0 {
+		o.MaxRingSize = 16 << 20
+	}
+	for _, f := range []struct {
+		name string
+		v    uint32
+	}{{"DefaultRingSize", o.DefaultRingSize}, {"MaxRingSize", o.MaxRingSize}} {
+		if f.v < MinRingSize || f.v > MaxRingSize || f.v&(f.v-1) != 0 {
+			return o, fmt.Errorf("shm: ServerOptions.%s is %d, want a power of two in [%d, %d]", f.name, f.v, MinRingSize, MaxRingSize)
+		}
+	}
+	if o.DefaultRingSize > o.MaxRingSize {
+		return o, fmt.Errorf("shm: ServerOptions.DefaultRingSize %d exceeds MaxRingSize %d", o.DefaultRingSize, o.MaxRingSize)
+	}
+	if o.MaxMessageSize == 0 {
+		o.MaxMessageSize = DefaultMaxMessage
+	}
+	if o.MaxConcurrentCalls < 0 {
+		return o, fmt.Errorf("shm: ServerOptions.MaxConcurrentCalls is %d, want >= 0", o.MaxConcurrentCalls)
+	}
+	if o.MaxConcurrentCalls == 0 {
+		o.MaxConcurrentCalls = 1024
+	}
+	if o.ShmDir == "" {
+		o.ShmDir = "/dev/shm"
+	}
+	if o.Spin == 0 {
+		o.Spin = DefaultSpin
+	}
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	return o, nil
+}
