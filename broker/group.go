@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"slices"
 	"time"
 
@@ -208,7 +209,7 @@ func (s *Server) leaveLocked(m *member, now time.Time) {
 	for _, d := range m.inflight {
 		held = append(held, d)
 	}
-	slices.SortFunc(held, func(a, b *delivery) int { return compareID(a.id, b.id) })
+	slices.SortFunc(held, func(a, b *delivery) int { return cmp.Compare(a.id, b.id) })
 	for _, d := range held {
 		if d.sent {
 			s.redeliverLaterLocked(g, d.e)
@@ -220,16 +221,6 @@ func (s *Server) leaveLocked(m *member, now time.Time) {
 	}
 	m.inflight, m.out = nil, nil
 	s.dispatchLocked(g)
-}
-
-func compareID(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // expireIdleLocked drops the groups of t that have had no member for the

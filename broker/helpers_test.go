@@ -36,8 +36,7 @@ func startBroker(t *testing.T, addr string, opts Options) *testBroker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer()
-	srv.Register(gs)
+	gs := newGRPCServer(srv)
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
@@ -49,6 +48,12 @@ func startBroker(t *testing.T, addr string, opts Options) *testBroker {
 		<-served
 	})
 	return b
+}
+
+func newGRPCServer(srv *Server) *grpc.Server {
+	gs := grpc.NewServer()
+	srv.Register(gs)
+	return gs
 }
 
 // stop closes the broker and its gRPC server (idempotent).
