@@ -60,8 +60,7 @@ func sentinelFor(c codes.Code) error {
 	return nil
 }
 
-// retryAfterKey is the response metadata key (header or trailer) in which the
-// sidecar says, in milliseconds, when a rejected call may succeed.
+// retryAfterKey is the response trailer key in which the sidecar says, in milliseconds, when a rejected call may succeed.
 const retryAfterKey = "retry-after-ms"
 
 // Error is the error type of every failed Client call. It keeps the gRPC
@@ -86,8 +85,11 @@ func invalidArg(op, field, problem string) *Error {
 }
 
 // fromRPC converts an error from a gRPC call of op into an *Error, reading
-// the retry-after hint from the response header or trailer (either may be nil).
-func fromRPC(op string, err error, header, trailer metadata.MD) error {
+// the retry-after hint from the response trailer (may be nil). The sidecar
+// sets the hint with grpc.SetTrailer; a failed call's metadata arrives in
+// the trailer. Only the trailer is captured: capturing the header as well
+// costs every call (successful ones too) four more allocations.
+func fromRPC(op string, err error, trailer metadata.MD) error {
 	if err == nil {
 		return nil
 	}
@@ -98,8 +100,6 @@ func fromRPC(op string, err error, header, trailer metadata.MD) error {
 	}
 	e := &Error{op: op, st: st}
 	if d, ok := parseRetryAfter(trailer); ok {
-		e.retryAfter, e.hasRetry = d, true
-	} else if d, ok := parseRetryAfter(header); ok {
 		e.retryAfter, e.hasRetry = d, true
 	}
 	return e
@@ -157,7 +157,7 @@ func (e *Error) Unwrap() error { return e.st.Err() }
 
 // RetryAfter reports the sidecar's hint of how long to wait before retrying a
 // rejected call (typically ErrRateLimited or ErrUnavailable), taken from the
-// retry-after-ms response metadata.
+// retry-after-ms response trailer.
 func RetryAfter(err error) (time.Duration, bool) {
 	var e *Error
 	if errors.As(err, &e) && e.hasRetry {

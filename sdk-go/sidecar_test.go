@@ -26,9 +26,10 @@ import (
 type fakeSidecar struct {
 	runtimev1.UnimplementedRuntimeServer
 
-	mu     sync.Mutex
-	calls  []call
-	onCall func(ctx context.Context, method string, req proto.Message) (proto.Message, error)
+	mu       sync.Mutex
+	calls    []call
+	noRecord bool // benchmarks: do not keep calls
+	onCall   func(ctx context.Context, method string, req proto.Message) (proto.Message, error)
 	// rejectStream, if set, fails the next streams' initial with this error.
 	rejectStream error
 	// eventFirst makes Subscribe answer initial with an event instead of
@@ -78,9 +79,11 @@ func (f *fakeSidecar) lastCall(t *testing.T) call {
 }
 
 func unary[Resp proto.Message](f *fakeSidecar, ctx context.Context, method string, req proto.Message, empty Resp) (Resp, error) {
-	md, _ := metadata.FromIncomingContext(ctx)
 	f.mu.Lock()
-	f.calls = append(f.calls, call{method: method, req: req, md: md})
+	if !f.noRecord {
+		md, _ := metadata.FromIncomingContext(ctx)
+		f.calls = append(f.calls, call{method: method, req: req, md: md})
+	}
 	hook := f.onCall
 	f.mu.Unlock()
 	if hook != nil {
@@ -251,7 +254,7 @@ type testServer struct {
 
 // startServer serves f on a Unix socket at path ("" for a fresh one) and
 // stops it at the end of the test.
-func startServer(t *testing.T, f *fakeSidecar, path string) *testServer {
+func startServer(t testing.TB, f *fakeSidecar, path string) *testServer {
 	t.Helper()
 	if path == "" {
 		path = filepath.Join(shortTempDir(t), "s.sock")
@@ -269,7 +272,7 @@ func startServer(t *testing.T, f *fakeSidecar, path string) *testServer {
 
 // shortTempDir is a temp dir with a short path: Unix socket paths are
 // limited to about 100 bytes and t.TempDir's can be longer.
-func shortTempDir(t *testing.T) string {
+func shortTempDir(t testing.TB) string {
 	t.Helper()
 	d, err := os.MkdirTemp("", "outrig-sdk")
 	if err != nil {

@@ -104,7 +104,7 @@ func recvErr(op string, err error) error {
 	if errors.Is(err, io.EOF) {
 		return errStreamEnded(op)
 	}
-	return fromRPC(op, err, nil, nil)
+	return fromRPC(op, err, nil)
 }
 
 // protocolErr is a message the SDK did not expect on stream op. Not retried.

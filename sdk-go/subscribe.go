@@ -327,7 +327,7 @@ func handshake[Req, Resp any](ctx context.Context, op string, open func(context.
 		// io.EOF: the stream broke; the cause comes from Recv.
 		_, rerr := st.Recv()
 		if rerr == nil {
-			return nil, fromRPC(op, err, nil, nil)
+			return nil, fromRPC(op, err, nil)
 		}
 		return nil, recvErr(op, rerr)
 	}

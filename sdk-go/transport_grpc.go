@@ -61,85 +61,85 @@ func (c appIDCreds) GetRequestMetadata(context.Context, ...string) (map[string]s
 func (appIDCreds) RequireTransportSecurity() bool { return false }
 
 func (t *grpcTransport) invoke(ctx context.Context, req *runtimev1.InvokeRequest) (*runtimev1.InvokeResponse, error) {
-	var h, tr metadata.MD
-	resp, err := t.rc.Invoke(ctx, req, grpc.Header(&h), grpc.Trailer(&tr))
+	var tr metadata.MD
+	resp, err := t.rc.Invoke(ctx, req, grpc.Trailer(&tr))
 	if err != nil {
-		return nil, fromRPC("Invoke", err, h, tr)
+		return nil, fromRPC("Invoke", err, tr)
 	}
 	return resp, nil
 }
 
 func (t *grpcTransport) getState(ctx context.Context, req *runtimev1.GetStateRequest) (*runtimev1.GetStateResponse, error) {
-	var h, tr metadata.MD
-	resp, err := t.rc.GetState(ctx, req, grpc.Header(&h), grpc.Trailer(&tr))
+	var tr metadata.MD
+	resp, err := t.rc.GetState(ctx, req, grpc.Trailer(&tr))
 	if err != nil {
-		return nil, fromRPC("GetState", err, h, tr)
+		return nil, fromRPC("GetState", err, tr)
 	}
 	return resp, nil
 }
 
 func (t *grpcTransport) getBulkState(ctx context.Context, req *runtimev1.GetBulkStateRequest) (*runtimev1.GetBulkStateResponse, error) {
-	var h, tr metadata.MD
-	resp, err := t.rc.GetBulkState(ctx, req, grpc.Header(&h), grpc.Trailer(&tr))
+	var tr metadata.MD
+	resp, err := t.rc.GetBulkState(ctx, req, grpc.Trailer(&tr))
 	if err != nil {
-		return nil, fromRPC("GetBulkState", err, h, tr)
+		return nil, fromRPC("GetBulkState", err, tr)
 	}
 	return resp, nil
 }
 
 func (t *grpcTransport) saveState(ctx context.Context, req *runtimev1.SaveStateRequest) error {
-	var h, tr metadata.MD
-	_, err := t.rc.SaveState(ctx, req, grpc.Header(&h), grpc.Trailer(&tr))
-	return fromRPC("SaveState", err, h, tr)
+	var tr metadata.MD
+	_, err := t.rc.SaveState(ctx, req, grpc.Trailer(&tr))
+	return fromRPC("SaveState", err, tr)
 }
 
 func (t *grpcTransport) deleteState(ctx context.Context, req *runtimev1.DeleteStateRequest) error {
-	var h, tr metadata.MD
-	_, err := t.rc.DeleteState(ctx, req, grpc.Header(&h), grpc.Trailer(&tr))
-	return fromRPC("DeleteState", err, h, tr)
+	var tr metadata.MD
+	_, err := t.rc.DeleteState(ctx, req, grpc.Trailer(&tr))
+	return fromRPC("DeleteState", err, tr)
 }
 
 func (t *grpcTransport) deleteBulkState(ctx context.Context, req *runtimev1.DeleteBulkStateRequest) error {
-	var h, tr metadata.MD
-	_, err := t.rc.DeleteBulkState(ctx, req, grpc.Header(&h), grpc.Trailer(&tr))
-	return fromRPC("DeleteBulkState", err, h, tr)
+	var tr metadata.MD
+	_, err := t.rc.DeleteBulkState(ctx, req, grpc.Trailer(&tr))
+	return fromRPC("DeleteBulkState", err, tr)
 }
 
 func (t *grpcTransport) executeStateTransaction(ctx context.Context, req *runtimev1.ExecuteStateTransactionRequest) error {
-	var h, tr metadata.MD
-	_, err := t.rc.ExecuteStateTransaction(ctx, req, grpc.Header(&h), grpc.Trailer(&tr))
-	return fromRPC("ExecuteStateTransaction", err, h, tr)
+	var tr metadata.MD
+	_, err := t.rc.ExecuteStateTransaction(ctx, req, grpc.Trailer(&tr))
+	return fromRPC("ExecuteStateTransaction", err, tr)
 }
 
 func (t *grpcTransport) publish(ctx context.Context, req *runtimev1.PublishRequest) error {
-	var h, tr metadata.MD
-	_, err := t.rc.Publish(ctx, req, grpc.Header(&h), grpc.Trailer(&tr))
-	return fromRPC("Publish", err, h, tr)
+	var tr metadata.MD
+	_, err := t.rc.Publish(ctx, req, grpc.Trailer(&tr))
+	return fromRPC("Publish", err, tr)
 }
 
 func (t *grpcTransport) bulkPublish(ctx context.Context, req *runtimev1.BulkPublishRequest) (*runtimev1.BulkPublishResponse, error) {
-	var h, tr metadata.MD
-	resp, err := t.rc.BulkPublish(ctx, req, grpc.Header(&h), grpc.Trailer(&tr))
+	var tr metadata.MD
+	resp, err := t.rc.BulkPublish(ctx, req, grpc.Trailer(&tr))
 	if err != nil {
-		return nil, fromRPC("BulkPublish", err, h, tr)
+		return nil, fromRPC("BulkPublish", err, tr)
 	}
 	return resp, nil
 }
 
 func (t *grpcTransport) invokeBinding(ctx context.Context, req *runtimev1.InvokeBindingRequest) (*runtimev1.InvokeBindingResponse, error) {
-	var h, tr metadata.MD
-	resp, err := t.rc.InvokeBinding(ctx, req, grpc.Header(&h), grpc.Trailer(&tr))
+	var tr metadata.MD
+	resp, err := t.rc.InvokeBinding(ctx, req, grpc.Trailer(&tr))
 	if err != nil {
-		return nil, fromRPC("InvokeBinding", err, h, tr)
+		return nil, fromRPC("InvokeBinding", err, tr)
 	}
 	return resp, nil
 }
 
 func (t *grpcTransport) getMetadata(ctx context.Context) (*runtimev1.GetMetadataResponse, error) {
-	var h, tr metadata.MD
-	resp, err := t.rc.GetMetadata(ctx, &runtimev1.GetMetadataRequest{}, grpc.Header(&h), grpc.Trailer(&tr))
+	var tr metadata.MD
+	resp, err := t.rc.GetMetadata(ctx, &runtimev1.GetMetadataRequest{}, grpc.Trailer(&tr))
 	if err != nil {
-		return nil, fromRPC("GetMetadata", err, h, tr)
+		return nil, fromRPC("GetMetadata", err, tr)
 	}
 	return resp, nil
 }
@@ -147,7 +147,7 @@ func (t *grpcTransport) getMetadata(ctx context.Context) (*runtimev1.GetMetadata
 func (t *grpcTransport) subscribe(ctx context.Context) (bidiStream[runtimev1.SubscribeRequest, runtimev1.SubscribeResponse], error) {
 	s, err := t.rc.Subscribe(ctx)
 	if err != nil {
-		return nil, fromRPC("Subscribe", err, nil, nil)
+		return nil, fromRPC("Subscribe", err, nil)
 	}
 	return s, nil
 }
@@ -155,7 +155,7 @@ func (t *grpcTransport) subscribe(ctx context.Context) (bidiStream[runtimev1.Sub
 func (t *grpcTransport) subscribeBinding(ctx context.Context) (bidiStream[runtimev1.SubscribeBindingRequest, runtimev1.SubscribeBindingResponse], error) {
 	s, err := t.rc.SubscribeBinding(ctx)
 	if err != nil {
-		return nil, fromRPC("SubscribeBinding", err, nil, nil)
+		return nil, fromRPC("SubscribeBinding", err, nil)
 	}
 	return s, nil
 }
@@ -163,7 +163,7 @@ func (t *grpcTransport) subscribeBinding(ctx context.Context) (bidiStream[runtim
 func (t *grpcTransport) serve(ctx context.Context) (bidiStream[runtimev1.ServeRequest, runtimev1.ServeResponse], error) {
 	s, err := t.rc.Serve(ctx)
 	if err != nil {
-		return nil, fromRPC("Serve", err, nil, nil)
+		return nil, fromRPC("Serve", err, nil)
 	}
 	return s, nil
 }
