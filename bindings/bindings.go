@@ -57,7 +57,7 @@ func (o *Output) Invoke(ctx context.Context, op string, data []byte, md map[stri
 	}
 	resp, err := o.impl.Invoke(ctx, &cbindings.InvokeRequest{Data: data, Metadata: md, Operation: cbindings.OperationKind(op)})
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		if errkind.Classified(err) {
 			return nil, nil, fmt.Errorf("binding %q %s: %w", o.name, op, err)
 		}
 		return nil, nil, fmt.Errorf("binding %q %s: %w: %w", o.name, op, errkind.ErrUnavailable, err)

@@ -7,6 +7,7 @@
 package errkind
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -64,4 +65,20 @@ func RetryAfter(err error) (time.Duration, bool) {
 		return ra.After, true
 	}
 	return 0, false
+}
+
+var kinds = []error{ErrInvalidArgument, ErrNotFound, ErrEtagMismatch, ErrResourceExhausted, ErrUnavailable, ErrUnsupported, ErrDeadlineExceeded}
+
+// Classified reports whether err already wraps one of the kinds (or a
+// context error), so that wrapping code does not add a second kind.
+func Classified(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return true
+	}
+	for _, k := range kinds {
+		if errors.Is(err, k) {
+			return true
+		}
+	}
+	return false
 }

@@ -7,7 +7,6 @@ package pubsub
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 
@@ -199,7 +198,7 @@ func (p *PubSub) wrap(op, topic string, err error) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+	if errkind.Classified(err) {
 		return fmt.Errorf("pubsub %q %s topic %q: %w", p.name, op, topic, err)
 	}
 	return fmt.Errorf("pubsub %q %s topic %q: %w: %w", p.name, op, topic, errkind.ErrUnavailable, err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -25,6 +24,10 @@ import (
 )
 
 const defaultInitTimeout = 30 * time.Second
+
+// BrokerType is the in-memory broker hosted by the control plane; its
+// brokerAddress defaults to the sidecar's control plane.
+const BrokerType = "pubsub.outrig-broker"
 
 // instance is one initialised component for one app.
 type instance struct {
@@ -72,7 +75,7 @@ func SecretEnv(ref *configv1.SecretKeyRef) string {
 // properties resolves a component's metadata for one app: secret
 // references from the environment, {appID} substituted, and Dapr's default
 // consumerID (the app id) for pub/sub.
-func properties(c *configv1.Component, appID string, kind components.Kind) (map[string]string, error) {
+func properties(c *configv1.Component, appID, cpAddr string, kind components.Kind) (map[string]string, error) {
 	props := make(map[string]string, len(c.GetMetadata())+1)
 	for _, m := range c.GetMetadata() {
 		v := m.GetValue()
@@ -91,6 +94,9 @@ func properties(c *configv1.Component, appID string, kind components.Kind) (map[
 			props["consumerID"] = appID
 		}
 	}
+	if c.GetType() == BrokerType && props["brokerAddress"] == "" {
+		props["brokerAddress"] = cpAddr
+	}
 	return props, nil
 }
 
@@ -100,7 +106,7 @@ func (r *Runtime) newInstance(ctx context.Context, c *configv1.Component, appID 
 	if err != nil {
 		return nil, err
 	}
-	props, err := properties(c, appID, kind)
+	props, err := properties(c, appID, r.cpAddr, kind)
 	if err != nil {
 		return nil, err
 	}
@@ -196,5 +202,3 @@ func initWithin(ctx context.Context, f func(context.Context) error) error {
 		return fmt.Errorf("init did not finish: %w", ctx.Err())
 	}
 }
-
-var _ = slog.Default

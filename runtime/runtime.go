@@ -45,6 +45,9 @@ type Options struct {
 	AppChannel func(appID string) invoke.AppChannel
 	// Governance dependencies (metrics observer, Redis for cluster limits).
 	Governance governance.Deps
+	// ControlPlaneAddr is injected as brokerAddress into pubsub.outrig-broker
+	// components that do not name one.
+	ControlPlaneAddr string
 	// OnOutcome, when set, counts pub/sub delivery outcomes.
 	OnOutcome func(app string, k pubsub.Key, o pubsub.Outcome)
 }
@@ -57,6 +60,7 @@ type Runtime struct {
 	apps     map[string]*App
 	order    []string
 	govDeps  governance.Deps
+	cpAddr   string
 
 	applyMu   sync.Mutex
 	resources map[string]map[string]proto.Message // accepted resources by type URL and name
@@ -82,7 +86,7 @@ func New(opts Options) (*Runtime, error) {
 	}
 	r := &Runtime{
 		registry: opts.Registry, log: log, mode: opts.Mode, apps: map[string]*App{},
-		govDeps: opts.Governance, resources: map[string]map[string]proto.Message{}, ready: make(chan struct{}),
+		govDeps: opts.Governance, cpAddr: opts.ControlPlaneAddr, resources: map[string]map[string]proto.Message{}, ready: make(chan struct{}),
 	}
 	for _, id := range opts.AppIDs {
 		if _, dup := r.apps[id]; dup {

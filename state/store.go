@@ -394,10 +394,7 @@ func (s *Store) wrap(op, key string, err error) error {
 	if errors.As(err, &bulkErr) && bulkErr.ETagError() != nil {
 		return fmt.Errorf("%s: %w: %w", where, errkind.ErrEtagMismatch, err)
 	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return fmt.Errorf("%s: %w", where, err)
-	}
-	if errors.Is(err, errkind.ErrInvalidArgument) || errors.Is(err, errkind.ErrUnsupported) {
+	if errkind.Classified(err) {
 		return fmt.Errorf("%s: %w", where, err)
 	}
 	// Anything else from a backend: it is down, overloaded or broken; the

@@ -19,6 +19,7 @@ import (
 	szookeeper "github.com/dapr/components-contrib/state/zookeeper"
 	"github.com/dapr/kit/logger"
 
+	"github.com/outrig/outrig/broker"
 	"github.com/outrig/outrig/components"
 )
 
@@ -35,6 +36,7 @@ func newRegistry() *components.Registry {
 	r.RegisterState("state.zookeeper", "v1", szookeeper.NewZookeeperStateStore)
 
 	r.RegisterPubSub("pubsub.in-memory", "v1", pmemory.New)
+	r.RegisterPubSub("pubsub.outrig-broker", "v1", broker.NewPubSub)
 	r.RegisterPubSub("pubsub.kafka", "v1", pkafka.NewKafka)
 	r.RegisterPubSub("pubsub.redis", "v1", predis.NewRedisStreams)
 	r.RegisterPubSub("pubsub.rocketmq", "v1", procketmq.NewRocketMQ)

@@ -1,0 +1,304 @@
+// Package sidecar assembles and runs `outrig sidecar`: the runtime, its
+// gRPC servers (app API and sidecar-to-sidecar), the admin endpoint, the
+// delta-xDS client (with an in-process control plane when no address is
+// given) and the registration of its apps. Start and stop happen in a fixed
+// order, and a failed start undoes what was started.
+package sidecar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/grpc"
+
+	"github.com/outrig/outrig/admin"
+	"github.com/outrig/outrig/components"
+	"github.com/outrig/outrig/governance"
+	"github.com/outrig/outrig/invoke"
+	"github.com/outrig/outrig/pubsub"
+	rt "github.com/outrig/outrig/runtime"
+	"github.com/outrig/outrig/service"
+	"github.com/outrig/outrig/telemetry"
+	grpctransport "github.com/outrig/outrig/transport/grpc"
+)
+
+// Options configure a sidecar.
+type Options struct {
+	AppIDs         []string
+	Mode           rt.Mode
+	ControlPlane   string // host:port; "" starts one in-process on Resources
+	Resources      string
+	Listen         string // app API: unix:///path or host:port
+	InternalListen string // sidecar-to-sidecar gRPC, host:port
+	AdvertiseHost  string // host registered for the internal address; default: the listener's
+	AdminListen    string
+	AppPort        int
+	AppProtocol    string // http | grpc
+	AppHost        string
+	StateFile      string // persisted configuration
+	Zone           string
+	InstanceID     string
+	ShutdownGrace  time.Duration
+	Registry       *components.Registry
+	Log            *slog.Logger
+}
+
+func (o *Options) defaults() error {
+	if len(o.AppIDs) == 0 {
+		return errors.New("--app-id is required")
+	}
+	if o.Listen == "" {
+		o.Listen = DefaultListen
+	}
+	if o.InternalListen == "" {
+		o.InternalListen = "127.0.0.1:0"
+	}
+	if o.AppHost == "" {
+		o.AppHost = "127.0.0.1"
+	}
+	if o.AppProtocol == "" {
+		o.AppProtocol = "http"
+	}
+	if o.AppProtocol != "http" && o.AppProtocol != "grpc" {
+		return fmt.Errorf("--app-protocol %q: want http or grpc", o.AppProtocol)
+	}
+	if o.ShutdownGrace <= 0 {
+		o.ShutdownGrace = 10 * time.Second
+	}
+	if o.InstanceID == "" {
+		host, _ := os.Hostname()
+		o.InstanceID = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	if o.StateFile == "" {
+		o.StateFile = filepath.Join(os.TempDir(), "outrig-"+o.AppIDs[0]+".config.json")
+	}
+	if o.ControlPlane == "" && o.Resources == "" {
+		return errors.New("give --control-plane ADDR or --resources DIR")
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	return nil
+}
+
+// Sidecar is a running sidecar.
+type Sidecar struct {
+	opts     Options
+	log      *slog.Logger
+	metrics  *telemetry.Metrics
+	runtime  *rt.Runtime
+	remote   *invoke.Remote
+	appSrv   *grpc.Server
+	intSrv   *grpc.Server
+	adminSrv *http.Server
+	config   *configClient
+	stops    []func(context.Context) error // undo steps, run in reverse
+	wg       sync.WaitGroup
+
+	// InternalAddr is the registered sidecar-to-sidecar address.
+	InternalAddr string
+	// AdminAddr is the admin endpoint's address.
+	AdminAddr string
+	// ControlPlaneAddr is the control plane used (in-process or given).
+	ControlPlaneAddr string
+}
+
+// Start brings a sidecar up. On error everything started is stopped again.
+func Start(ctx context.Context, opts Options) (s *Sidecar, err error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	s = &Sidecar{opts: opts, log: opts.Log}
+	defer func() {
+		if err != nil {
+			s.undo(context.Background())
+			s = nil
+		}
+	}()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.metrics = telemetry.New(reg)
+
+	// Control plane: given, or in-process on the resources folder.
+	s.ControlPlaneAddr = opts.ControlPlane
+	if s.ControlPlaneAddr == "" {
+		addr, stop, err := startInProcessControlPlane(ctx, opts.Resources, s.log)
+		if err != nil {
+			return nil, fmt.Errorf("in-process control plane: %w", err)
+		}
+		s.ControlPlaneAddr = addr
+		s.stops = append(s.stops, func(context.Context) error { stop(); return nil })
+		s.log.Info("started in-process control plane", "addr", addr, "resources", opts.Resources)
+	}
+
+	govDeps, err := governanceDeps(reg, s.log)
+	if err != nil {
+		return nil, err
+	}
+	s.runtime, err = rt.New(rt.Options{
+		AppIDs: opts.AppIDs, Mode: opts.Mode, Registry: opts.Registry, Log: s.log,
+		AppChannel: s.appChannel, Governance: govDeps, ControlPlaneAddr: s.ControlPlaneAddr,
+		OnOutcome: func(app string, k pubsub.Key, o pubsub.Outcome) {
+			s.metrics.Delivery(app, k.PubSub, k.Topic, string(o))
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.stops = append(s.stops, func(ctx context.Context) error { return s.runtime.Close(ctx) })
+
+	// Sidecar-to-sidecar server first: its address is registered.
+	intL, err := net.Listen("tcp", opts.InternalListen)
+	if err != nil {
+		return nil, fmt.Errorf("--internal-listen %q: %w", opts.InternalListen, err)
+	}
+	s.InternalAddr = advertised(intL.Addr().String(), opts.AdvertiseHost)
+	s.config, err = newConfigClient(ctx, s, reg)
+	if err != nil {
+		intL.Close()
+		return nil, err
+	}
+	s.stops = append(s.stops, func(context.Context) error { s.config.stop(); return nil })
+
+	s.remote = invoke.NewRemote(s.config, newPicker(s.runtime), s.runtime.Local)
+	s.stops = append(s.stops, func(context.Context) error { return s.remote.Close() })
+	svc := service.New(s.runtime, s.remote)
+	s.intSrv = grpctransport.NewInternalServer(&service.Internal{Service: svc}, s.metrics)
+	s.serveGRPC("internal", s.intSrv, intL)
+
+	// App API.
+	appL, err := listen(opts.Listen)
+	if err != nil {
+		return nil, err
+	}
+	s.appSrv = grpctransport.NewAppServer(svc, s.metrics)
+	s.serveGRPC("app API", s.appSrv, appL)
+
+	// Admin.
+	if opts.AdminListen != "" {
+		adminL, err := net.Listen("tcp", opts.AdminListen)
+		if err != nil {
+			return nil, fmt.Errorf("--admin-listen %q: %w", opts.AdminListen, err)
+		}
+		s.AdminAddr = adminL.Addr().String()
+		s.adminSrv = &http.Server{Handler: admin.Handler(s.runtime, reg, s.ready), ReadHeaderTimeout: 5 * time.Second}
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); _ = s.adminSrv.Serve(adminL) }()
+		s.stops = append(s.stops, func(ctx context.Context) error { return s.adminSrv.Shutdown(ctx) })
+	}
+
+	// Registration last: others may call us from now on.
+	if err := s.config.register(ctx); err != nil {
+		return nil, err
+	}
+	s.log.Info("sidecar started", "apps", opts.AppIDs, "mode", opts.Mode, "listen", opts.Listen,
+		"internal", s.InternalAddr, "admin", s.AdminAddr, "control_plane", s.ControlPlaneAddr)
+	return s, nil
+}
+
+func advertised(addr, host string) string {
+	if host == "" {
+		return addr
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	return net.JoinHostPort(host, port)
+}
+
+func (s *Sidecar) serveGRPC(name string, srv *grpc.Server, l net.Listener) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := srv.Serve(l); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			s.log.Error("gRPC server stopped", "server", name, "err", err)
+		}
+	}()
+	grace := s.opts.ShutdownGrace
+	s.stops = append(s.stops, func(ctx context.Context) error {
+		done := make(chan struct{})
+		go func() { srv.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(grace):
+			srv.Stop() // streams (Subscribe, Serve) do not end by themselves
+		case <-ctx.Done():
+			srv.Stop()
+		}
+		return nil
+	})
+}
+
+func (s *Sidecar) ready() bool {
+	select {
+	case <-s.runtime.Ready():
+		return true
+	default:
+		return false
+	}
+}
+
+// Runtime exposes the runtime (tests, admin).
+func (s *Sidecar) Runtime() *rt.Runtime { return s.runtime }
+
+// appChannel builds the app-port channel for app ids (pod mode only: one app).
+func (s *Sidecar) appChannel(appID string) invoke.AppChannel {
+	if s.opts.AppPort == 0 {
+		return nil
+	}
+	addr := net.JoinHostPort(s.opts.AppHost, fmt.Sprint(s.opts.AppPort))
+	if s.opts.AppProtocol == "grpc" {
+		ch, err := invoke.NewGRPCChannel(addr)
+		if err != nil {
+			s.log.Error("app port", "err", err)
+			return nil
+		}
+		return ch
+	}
+	return invoke.NewHTTPChannel(addr)
+}
+
+// Stop shuts down in order: deregister (callers stop routing here), stop
+// accepting and drain calls in flight (up to the grace period), close
+// components, stop the xDS client and the in-process control plane.
+func (s *Sidecar) Stop(ctx context.Context) error {
+	if s.config != nil {
+		s.config.deregister(ctx)
+	}
+	err := s.undo(ctx)
+	s.wg.Wait()
+	return err
+}
+
+func (s *Sidecar) undo(ctx context.Context) error {
+	var errs []error
+	for i := len(s.stops) - 1; i >= 0; i-- {
+		errs = append(errs, s.stops[i](ctx))
+	}
+	s.stops = nil
+	return errors.Join(errs...)
+}
+
+// Run starts a sidecar and stops it when ctx ends.
+func Run(ctx context.Context, opts Options) error {
+	s, err := Start(ctx, opts)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	s.log.Info("shutting down")
+	stopCtx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownGrace+5*time.Second)
+	defer cancel()
+	return s.Stop(stopCtx)
+}
+
+var _ = governance.Deps{}
