@@ -102,11 +102,14 @@ func (d *Dropper) Allow(now int64) bool {
 	if d.win == nil {
 		return r >= d.fixed
 	}
-	d.win.Add(now, 0, 1) // every attempt counts as a request, dropped or not
+	// The probability comes from the requests before this one (so the
+	// first call of an empty window goes through); then this one counts as
+	// a request, dropped or not.
+	s := d.win.Sum(now)
+	d.win.Add(now, 0, 1)
 	if r < d.fixed {
 		return false
 	}
-	s := d.win.Sum(now)
 	req, acc := float64(s[0]), float64(s[1])
 	p := (req - d.k*acc) / (req + 1)
 	if p <= 0 {
@@ -123,6 +126,14 @@ func (d *Dropper) Retry() time.Duration {
 		return 0
 	}
 	return time.Duration(d.win.Width())
+}
+
+// Cancel un-counts the request of an allowed call that never reached the
+// backend (a later stage rejected it), in adaptive mode.
+func (d *Dropper) Cancel(now int64) {
+	if d.win != nil {
+		d.win.Add(now, 0, -1)
+	}
 }
 
 // Done records whether the backend accepted an allowed call (adaptive mode).
