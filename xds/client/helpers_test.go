@@ -59,6 +59,12 @@ type plane struct {
 // startPlane serves on addr ("" for a free loopback port).
 func startPlane(t *testing.T, addr string) *plane {
 	t.Helper()
+	return startPlaneWith(t, addr, nil)
+}
+
+// startPlaneWith runs setup on the plane before it starts serving.
+func startPlaneWith(t *testing.T, addr string, setup func(*plane)) *plane {
+	t.Helper()
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
@@ -92,6 +98,10 @@ func startPlane(t *testing.T, addr string) *plane {
 	if err != nil {
 		t.Fatal(err)
 	}
+	p := &plane{addr: lis.Addr().String(), srv: srv, reg: reg, clk: clk, metrics: metrics}
+	if setup != nil {
+		setup(p)
+	}
 	g := grpc.NewServer()
 	srv.Register(g)
 	registryv1.RegisterRegistryServer(g, registry.NewService(reg))
@@ -100,7 +110,6 @@ func startPlane(t *testing.T, addr string) *plane {
 	wg.Add(2)
 	go func() { defer wg.Done(); _ = g.Serve(lis) }()
 	go func() { defer wg.Done(); _ = reg.Run(ctx) }()
-	p := &plane{addr: lis.Addr().String(), srv: srv, reg: reg, clk: clk, metrics: metrics}
 	p.stopFn = func() {
 		cancel()
 		srv.Close()
@@ -116,6 +125,24 @@ func (p *plane) stop() {
 		p.stopped = true
 		p.stopFn()
 	}
+}
+
+// sent returns outrig_xds_resources_sent_total summed over types.
+func (p *plane) sent(t *testing.T) float64 {
+	t.Helper()
+	mfs, err := p.metrics.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == "outrig_xds_resources_sent_total" {
+			for _, m := range mf.GetMetric() {
+				total += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return total
 }
 
 func (p *plane) set(t *testing.T, typeURL string, msgs ...proto.Message) {
