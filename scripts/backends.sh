@@ -56,17 +56,28 @@ apt_install() {
 		APT_UPDATED=1
 	fi
 	log "apt-get install ${missing[*]}"
-	# policy-rc.d on these machines keeps the packages' own services from starting; we
-	# never use them: every server here runs with our own config in $DIR.
+	# The packages' own services (a system redis/mariadb on our ports) must not start:
+	# every server here runs with our own config in $DIR. Debian's policy-rc.d hook
+	# (exit 101 = "not allowed") does that; add one for the install if there is none.
+	local policy=/usr/sbin/policy-rc.d added=0 rc=0
+	if [[ ! -e "$policy" ]]; then
+		printf '#!/bin/sh\n# temporary, from outrig scripts/backends.sh\nexit 101\n' >"$policy"
+		chmod +x "$policy"
+		added=1
+	fi
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" \
-		>>"$DIR/apt.log" 2>&1 || {
+		>>"$DIR/apt.log" 2>&1 || rc=$?
+	((added == 0)) || rm -f "$policy"
+	if ((rc != 0)); then
 		tail -20 "$DIR/apt.log" >&2
 		die "apt-get install ${missing[*]} failed (log: $DIR/apt.log)"
-	}
+	fi
 }
 
+JAVA_OK=0
 # ensure_java makes java 17+, javac and mvn available (the Java backends need them).
 ensure_java() {
+	((JAVA_OK == 0)) || return 0
 	local pkgs=()
 	command -v java >/dev/null || pkgs+=(openjdk-17-jdk-headless)
 	command -v javac >/dev/null || pkgs+=(openjdk-17-jdk-headless)
@@ -75,6 +86,7 @@ ensure_java() {
 	local v
 	v="$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)"
 	[[ -n "$v" && "$v" -ge 17 ]] || die "java 17 or newer is needed, found: $(java -version 2>&1 | head -1)"
+	JAVA_OK=1
 }
 
 # mvn_fetch NAME DEST G:A:V... copies the artifacts and their runtime dependencies into
@@ -174,13 +186,17 @@ stop_pid() {
 
 # kill_stragglers PORT... kills processes of ours still listening on these ports.
 kill_stragglers() {
-	local port pid
+	local port pid i
 	for port in "$@"; do
 		pid="$(listener_pid "$port")"
 		[[ -n "$pid" ]] || continue
 		if ours "$pid"; then
 			warn "killing straggler pid $pid on port $port"
 			kill -KILL "$pid" 2>/dev/null || true
+			for ((i = 0; i < 50; i++)); do
+				kill -0 "$pid" 2>/dev/null || break
+				sleep 0.1
+			done
 		fi
 	done
 }
@@ -261,16 +277,17 @@ state() {
 # cmd_status check|nocheck NAME... prints one line per backend; with `check`, a running
 # backend is also asked whether it answers (and shown as unhealthy if not).
 cmd_status() {
-	local mode="$1" name st pid ports
+	local mode="$1" name st pid ports logf
 	shift
 	for name in "$@"; do
 		read -r st pid <<<"$(state "$name")"
 		ports="$("${name}_ports" | paste -sd, -)"
+		logf="$("${name}_log")"
 		case "$st" in
 		up) [[ "$mode" == nocheck ]] || "${name}_check" >/dev/null 2>&1 || st="unhealthy" ;;
-		foreign) st="up(not-ours)" ;;
+		foreign) st="up(not-ours)" logf="- (started outside this script)" ;;
 		esac
-		printf '%-10s %-13s %-33s pid %-8s log %s\n' "$name" "$st" "127.0.0.1:$ports" "${pid:--}" "$("${name}_log")"
+		printf '%-10s %-13s %-33s pid %-8s log %s\n' "$name" "$st" "127.0.0.1:$ports" "${pid:--}" "$logf"
 	done
 }
 
@@ -304,15 +321,22 @@ cmd_up() {
 		foreign) warn "$name: port $("${name}_ports" | head -1) is held by pid $pid, which this script did not start; checking it as is" ;;
 		down)
 			log "$name: starting"
-			"${name}_start"
-			started+=("$name")
+			# shellcheck disable=SC2046
+			kill_stragglers $("${name}_ports")
+			if "${name}_start"; then
+				started+=("$name")
+			else
+				failed+=("$name")
+			fi
 			;;
 		esac
 	done
 
 	# 3. wait until each answers.
 	for name in "$@"; do
-		if [[ " ${started[*]:-} " == *" $name "* ]]; then
+		if [[ " ${failed[*]:-} " == *" $name "* ]]; then
+			continue
+		elif [[ " ${started[*]:-} " == *" $name "* ]]; then
 			if "${name}_ready"; then
 				log "$name: up"
 			else
@@ -337,16 +361,20 @@ cmd_up() {
 	log "all up: $*   (data and logs in $DIR)"
 }
 
+# cmd_down NAME... stops the backends in parallel (RocketMQ's broker alone takes ~15 s).
 cmd_down() {
-	local i name
-	# reverse order: clients of other backends first (none yet, but keep it tidy)
-	for ((i = $# ; i >= 1; i--)); do
-		name="${!i}"
+	local name pids=()
+	for name in "$@"; do
 		log "$name: stopping"
-		"${name}_stop"
-		# shellcheck disable=SC2046
-		kill_stragglers $("${name}_ports")
+		(
+			"${name}_stop"
+			# shellcheck disable=SC2046
+			kill_stragglers $("${name}_ports")
+		) &
+		pids+=($!)
 	done
+	wait "${pids[@]}"
+	log "stopped: $*"
 }
 
 main() {

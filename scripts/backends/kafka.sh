@@ -12,6 +12,7 @@ kafka_pidname() { echo kafka; }
 kafka_log() { echo "$DIR/kafka/kafka.log"; }
 
 kafka_install() {
+	ensure_java
 	# kafka-tools brings TopicCommand (kafka-topics.sh) for the health check.
 	mvn_fetch kafka "$KAFKA_LIB" \
 		"org.apache.kafka:kafka_2.13:$KAFKA_VERSION" \

@@ -19,6 +19,7 @@ rocketmq_pidname() { printf '%s\n' rocketmq-namesrv rocketmq-broker; }
 rocketmq_log() { echo "$DIR/rocketmq/broker.log"; }
 
 rocketmq_install() {
+	ensure_java
 	mvn_fetch rocketmq "$ROCKETMQ_LIB" \
 		"org.apache.rocketmq:rocketmq-namesrv:$ROCKETMQ_VERSION" \
 		"org.apache.rocketmq:rocketmq-broker:$ROCKETMQ_VERSION" \
@@ -26,7 +27,6 @@ rocketmq_install() {
 	local src="$PARTS/rocketmq" sum
 	sum="$(cat "$src"/*.java "$ROCKETMQ_LIB/.stamp" | sha256sum | cut -c1-16)"
 	[[ -f "$ROCKETMQ_CLASSES/.stamp" && "$(cat "$ROCKETMQ_CLASSES/.stamp")" == "$sum" ]] && return 0
-	ensure_java
 	log "rocketmq: compiling helper classes"
 	rm -rf "$ROCKETMQ_CLASSES"
 	mkdir -p "$ROCKETMQ_CLASSES/META-INF/service"

@@ -10,6 +10,7 @@ zookeeper_pidname() { echo zookeeper; }
 zookeeper_log() { echo "$DIR/zookeeper/zookeeper.log"; }
 
 zookeeper_install() {
+	ensure_java
 	# metrics-core and snappy are "provided" in ZooKeeper's pom but needed at run time;
 	# slf4j-simple gives it a logger that writes to stderr (our log file).
 	mvn_fetch zookeeper "$ZK_LIB" \
