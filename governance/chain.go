@@ -29,8 +29,9 @@ var (
 // Chain is the compiled policy for one (policy, kind, name, method). Safe
 // for concurrent use; its state is shared by every call that looks it up.
 type Chain struct {
-	noop   bool
-	labels Labels
+	noop    bool
+	needEnd bool // Exit reads the clock: something uses the attempt's duration
+	labels  Labels
 	clk    clock.Clock
 	obs    ChainObserver
 
@@ -117,6 +118,8 @@ func (cp *compiledPolicy) newChain(kind, name, method string) *Chain {
 	if c.breaker != nil {
 		c.obs.Gauge(GaugeBreakerState, float64(breaker.Closed))
 	}
+	_, nop := c.obs.(NopObserver)
+	c.needEnd = c.adaptive != nil || (s.breaker != nil && s.breaker.SlowCallDuration > 0) || !nop
 	c.lb = s.lb
 	return c
 }
@@ -263,7 +266,10 @@ func (t Token) Exit(err error) {
 	if c == nil {
 		return
 	}
-	end := c.clk.Now()
+	end := t.start // a clock read costs as much as the rest of Exit: only when needed
+	if c.needEnd {
+		end = c.clk.Now()
+	}
 	rtt := end - t.start
 	o, accepted := failure.Success, true
 	if err != nil {
