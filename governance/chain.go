@@ -32,8 +32,8 @@ type Chain struct {
 	noop    bool
 	needEnd bool // Exit reads the clock: something uses the attempt's duration
 	labels  Labels
-	clk    clock.Clock
-	obs    ChainObserver
+	clk     clock.Clock
+	obs     ChainObserver
 
 	timeout  time.Duration
 	retry    *retry.Policy

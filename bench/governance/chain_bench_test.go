@@ -229,4 +229,3 @@ func BenchmarkPicker(b *testing.B) {
 		})
 	}
 }
-
