@@ -125,3 +125,25 @@ func TestFlagsString(t *testing.T) {
 		}
 	}
 }
+
+// The example bytes in SPEC.md Appendix A are what this implementation writes.
+func TestSpecAppendixFrame(t *testing.T) {
+	mem, l := testSegment(t, MinRingSize, MinRingSize)
+	rc := newRingCtl(mem, l.reqOffset, l.reqSize, requestRingOffsets, l.maxFrame)
+	p := newProducer(rc)
+	if !p.tryPut(FrameHeader{Method: MethodGetState, Flags: FlagEnd, Stream: 1, TimeoutMicros: 5000}, []byte{0x0a, 0x01, 0x6b}) {
+		t.Fatal("tryPut failed")
+	}
+	want := []byte{
+		0x1b, 0, 0, 0, 0x02, 0, 0x01, 0,
+		0x01, 0, 0, 0, 0, 0, 0, 0,
+		0x88, 0x13, 0, 0, 0, 0, 0, 0,
+		0x0a, 0x01, 0x6b, 0, 0, 0, 0, 0,
+	}
+	if !bytes.Equal(rc.data[:32], want) {
+		t.Fatalf("ring bytes\n%x\nwant (SPEC.md appendix A)\n%x", rc.data[:32], want)
+	}
+	if got := binary.LittleEndian.Uint64(mem[offReqTail:]); got != 32 {
+		t.Fatalf("tail = %d, want 32", got)
+	}
+}
