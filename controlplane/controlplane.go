@@ -51,6 +51,15 @@ type Options struct {
 	// Registry tunes leases and the freeze (TTLs, FreezeShare, ...). Its
 	// OnChange, Metrics and Logger are set by the control plane.
 	Registry registry.Options
+	// EndpointsHold: for this long after start, sidecars that reconnect
+	// keep the endpoints they hold for app ids not (yet) re-registered here,
+	// instead of being told they are gone (see server.HoldRemovals); a
+	// restarted control plane's registry is empty until the instances
+	// re-register, which they do within a third of their lease. Removals
+	// (deregistration, expiry) of endpoints a sidecar holds are delayed
+	// until the hold ends. Default: half the registry's default TTL (5s);
+	// negative: no hold.
+	EndpointsHold time.Duration
 	// GRPCOptions are added to the gRPC server's options.
 	GRPCOptions []grpc.ServerOption
 }
@@ -165,6 +174,16 @@ func (cp *ControlPlane) start(ctx context.Context, addr string) (string, func(),
 	}
 	if err := cp.dir.load(); err != nil {
 		return "", nil, nil, err
+	}
+	hold := cp.opts.EndpointsHold
+	if hold == 0 {
+		hold = cp.opts.Registry.DefaultTTL / 2
+		if hold <= 0 {
+			hold = 5 * time.Second
+		}
+	}
+	if hold > 0 {
+		_ = cp.xds.HoldRemovals(resource.ServiceEndpointsType, hold)
 	}
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 
 	configv1 "github.com/outrig/outrig/api/gen/outrig/config/v1"
 	"github.com/outrig/outrig/xds/client"
+	"github.com/outrig/outrig/xds/registry"
 	"github.com/outrig/outrig/xds/resource"
 )
 
@@ -413,5 +414,74 @@ func TestRunAndStartErrors(t *testing.T) {
 	}
 	if _, _, err := cp.Start(context.Background()); err == nil {
 		t.Error("second start succeeded")
+	}
+}
+
+// A restarted control plane does not make sidecars drop the endpoints they
+// hold: instances re-register within the hold.
+func TestRestartKeepsEndpointsWhileInstancesReRegister(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "c.yaml"), component("orders", "state.redis"))
+	opts := func(addr string) Options {
+		return Options{ResourcesDir: dir, ListenAddr: addr, Logger: slog.New(slog.DiscardHandler),
+			Registry: registry.Options{DefaultTTL: 1500 * time.Millisecond, MinTTL: 100 * time.Millisecond}}
+	}
+	cp1, err := New(opts(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, stop1, err := cp1.Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, rec := connect(t, addr, "checkout")
+	reg, err := client.NewRegistrar(c.Conn(), client.RegistrarOptions{InstanceID: "bill-1", Address: "127.0.0.1:9100",
+		AppIDs: []string{"billing"}, TTL: 1500 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close(context.Background())
+	<-reg.Registered()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, found, _ := c.Get(context.Background(), resource.ServiceEndpointsType, "billing")
+		if found {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("billing endpoints never arrived")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	rec.drain()
+
+	stop1()
+	var cp2 *ControlPlane
+	var stop2 func()
+	for i := 0; ; i++ { // rebind the same port
+		cp2, err = New(opts(addr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, stop2, err = cp2.Start(context.Background()); err == nil {
+			break
+		}
+		if i == 50 {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	defer stop2()
+
+	deadline = time.Now().Add(5 * time.Second)
+	for cp2.Registry().Len() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("instance did not re-register with the restarted control plane")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	rec.none(t, time.Second) // neither the component nor the endpoints were resent or removed
+	if _, ok := c.Cached(resource.ServiceEndpointsType, "billing"); !ok {
+		t.Fatal("the sidecar lost billing's endpoints across the restart")
 	}
 }

@@ -46,6 +46,7 @@ type typeCache struct {
 	deferred func() // called when a delivery had to wait for a slow stream
 
 	mu        sync.Mutex
+	holding   bool   // see hold
 	version   uint64 // bumped on every change; sent as system_version_info
 	resources map[string]*entry
 	wildcard  map[uint64]*watch
@@ -167,6 +168,50 @@ func (c *typeCache) current(name string) (*entry, bool) {
 	return e, ok
 }
 
+// hold starts keeping, in every client, the resources it holds (by
+// version) that this cache does not have, instead of sending their removal;
+// names a client does not hold are still answered at once. release ends the
+// hold and sends the removals still due.
+func (c *typeCache) hold() {
+	c.mu.Lock()
+	c.holding = true
+	c.mu.Unlock()
+}
+
+func (c *typeCache) release() {
+	c.mu.Lock()
+	if !c.holding {
+		c.mu.Unlock()
+		return
+	}
+	c.holding = false
+	var fired []firing
+	for _, w := range c.wildcard {
+		if resp := c.compute(w, nil, false); resp != nil {
+			fired = append(fired, firing{w, resp})
+		}
+	}
+	seen := map[uint64]bool{}
+	for _, ws := range c.named {
+		for id, w := range ws {
+			if seen[id] {
+				continue
+			}
+			seen[id] = true
+			if resp := c.compute(w, nil, false); resp != nil {
+				fired = append(fired, firing{w, resp})
+			}
+		}
+	}
+	for _, f := range fired {
+		c.untrack(f.w)
+	}
+	c.mu.Unlock()
+	for _, f := range fired {
+		c.deliver(f.w, f.resp)
+	}
+}
+
 type firing struct {
 	w    *watch
 	resp *response
@@ -279,6 +324,9 @@ func (c *typeCache) compute(w *watch, names []string, replyEvenIfEmpty bool) *re
 		visible := exists && w.visible(e.scopes)
 		_, explicit := subscribed[name]
 		knownVersion, isKnown := known[name]
+		if c.holding && !exists && isKnown && knownVersion != notFoundVersion && knownVersion != "" {
+			continue // held: the client keeps it until the hold ends
+		}
 		switch {
 		case visible && (wildcard || explicit):
 			if !isKnown || knownVersion != e.version {

@@ -46,6 +46,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
+	"time"
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
@@ -84,6 +86,9 @@ type Server struct {
 	caches  map[string]*typeCache
 	xds     serverv3.Server
 	cancel  context.CancelFunc
+
+	holdMu     sync.Mutex
+	holdTimers []*time.Timer // stopped by Close
 }
 
 // New builds a Server with no resources.
@@ -125,6 +130,11 @@ func (s *Server) Register(g *grpc.Server) {
 // elsewhere. Resources stay readable. Safe to call more than once.
 func (s *Server) Close() {
 	s.cancel()
+	s.holdMu.Lock()
+	for _, t := range s.holdTimers {
+		t.Stop()
+	}
+	s.holdMu.Unlock()
 }
 
 // SetResources makes resources (name → message) the full desired set of
@@ -158,6 +168,27 @@ func (s *Server) UpdateResources(typeURL string, upserts map[string]proto.Messag
 		return err
 	}
 	c.patch(entries, removed)
+	return nil
+}
+
+// HoldRemovals keeps, for d, the resources of typeURL that reconnecting
+// clients hold but the server does not have: it neither sends their removal
+// nor forgets them; when d has passed, the removals still due are sent. Names
+// a client does not hold are answered at once as usual.
+//
+// A restarted control plane starts with an empty registry: without a hold,
+// every reconnecting sidecar would be told that every app id it calls has
+// no endpoints, until the instances re-register (within a third of their
+// lease). Call it before serving, with about one lease TTL.
+func (s *Server) HoldRemovals(typeURL string, d time.Duration) error {
+	c, err := s.cacheOf(typeURL)
+	if err != nil {
+		return err
+	}
+	c.hold()
+	s.holdMu.Lock()
+	s.holdTimers = append(s.holdTimers, time.AfterFunc(d, c.release))
+	s.holdMu.Unlock()
 	return nil
 }
 

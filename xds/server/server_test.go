@@ -233,3 +233,43 @@ func TestSetResourcesValidation(t *testing.T) {
 		t.Error("failed SetResources changed the set")
 	}
 }
+
+func TestHoldRemovalsAfterRestart(t *testing.T) {
+	env := startServer(t)
+	if err := env.srv.HoldRemovals(resource.ServiceEndpointsType, 300*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	// A sidecar reconnects holding payments' endpoints, which this fresh
+	// control plane does not know yet.
+	s := env.dial(t, "n", nil, true)
+	start := time.Now()
+	s.subscribe(resource.ServiceEndpointsType, []string{"payments", "unknown"}, map[string]string{"payments": "abc"})
+	resp := s.next(wait)
+	if !cmp.Equal(resp.GetRemovedResources(), []string{"unknown"}) {
+		t.Fatalf("during the hold got removed %v, want only the name the client did not hold", resp.GetRemovedResources())
+	}
+	if time.Since(start) > 100*time.Millisecond {
+		t.Errorf("unknown name answered after %v during a hold", time.Since(start))
+	}
+	s.ack(resp)
+	// The instance re-registers in time: the client gets the new version.
+	_ = env.srv.UpdateResources(resource.ServiceEndpointsType, map[string]proto.Message{"payments": endpoints("payments", "10.0.0.1:1")}, nil)
+	resp = s.next(wait)
+	if !cmp.Equal(names(resp), []string{"payments"}) {
+		t.Fatalf("got %v", names(resp))
+	}
+	s.ack(resp)
+
+	// Another client holds an app id nobody re-registers: removed when the hold ends.
+	s2 := env.dial(t, "m", nil, true)
+	s2.subscribe(resource.ServiceEndpointsType, []string{"gone"}, map[string]string{"gone": "abc"})
+	s2.quiet(100 * time.Millisecond)
+	resp = s2.next(wait)
+	if !cmp.Equal(resp.GetRemovedResources(), []string{"gone"}) {
+		t.Fatalf("after the hold got removed %v", resp.GetRemovedResources())
+	}
+	if held := time.Since(start); held < 300*time.Millisecond {
+		t.Errorf("removal sent after %v, before the hold ended", held)
+	}
+	s.quiet(100 * time.Millisecond) // the first client had nothing due
+}
