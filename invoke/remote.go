@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 
 	configv1 "github.com/outrig/outrig/api/gen/outrig/config/v1"
 	runtimev1 "github.com/outrig/outrig/api/gen/outrig/runtime/v1"
@@ -15,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/outrig/outrig/errkind"
+	"github.com/outrig/outrig/governance/balancer"
 )
 
 // Resolver returns the live endpoints of an app id. It answers NOT_FOUND
@@ -23,19 +23,11 @@ type Resolver interface {
 	Endpoints(ctx context.Context, appID string) ([]*configv1.Endpoint, error)
 }
 
-// Picker chooses the endpoint for one call and learns its outcome. The
-// default is round robin; governance supplies policy-driven pickers.
+// Picker chooses the endpoint for one call, with the load-balancer config
+// of the policy in force (nil: round robin), and learns its outcome through
+// done. eps is never empty.
 type Picker interface {
-	Pick(appID string, eps []*configv1.Endpoint, hashKey string) (ep *configv1.Endpoint, done func(error))
-}
-
-// RoundRobin is the default Picker.
-type RoundRobin struct{ n atomic.Uint64 }
-
-// Pick implements Picker.
-func (r *RoundRobin) Pick(_ string, eps []*configv1.Endpoint, _ string) (*configv1.Endpoint, func(error)) {
-	i := r.n.Add(1)
-	return eps[int(i%uint64(len(eps)))], func(error) {}
+	Pick(appID string, cfg *balancer.Config, eps []*configv1.Endpoint, key string) (ep *configv1.Endpoint, done func(error))
 }
 
 // Remote calls apps on other sidecars through their Internal service. One
@@ -53,13 +45,14 @@ type Remote struct {
 // NewRemote returns the caller side of invocation.
 func NewRemote(resolver Resolver, picker Picker, local func(appID string) *Local) *Remote {
 	if picker == nil {
-		picker = &RoundRobin{}
+		picker = NewBalancers()
 	}
 	return &Remote{resolver: resolver, picker: picker, local: local, conns: map[string]*grpc.ClientConn{}}
 }
 
-// Invoke calls req.AppId on behalf of caller.
-func (r *Remote) Invoke(ctx context.Context, caller string, req *runtimev1.InvokeRequest) (*runtimev1.InvokeResponse, error) {
+// Invoke calls req.AppId on behalf of caller; lb is the load-balancer
+// config of the policy in force, or nil.
+func (r *Remote) Invoke(ctx context.Context, caller string, req *runtimev1.InvokeRequest, lb *balancer.Config) (*runtimev1.InvokeResponse, error) {
 	if req.AppId == "" {
 		return nil, errkind.Required("app_id")
 	}
@@ -78,7 +71,13 @@ func (r *Remote) Invoke(ctx context.Context, caller string, req *runtimev1.Invok
 	if len(eps) == 0 {
 		return nil, fmt.Errorf("app %q has no live instance: %w", req.AppId, errkind.ErrUnavailable)
 	}
-	ep, done := r.picker.Pick(req.AppId, eps, req.HashKey)
+	key := req.HashKey
+	if lb != nil && lb.HashKey != "" {
+		if v, ok := req.Metadata[lb.HashKey]; ok {
+			key = v
+		}
+	}
+	ep, done := r.picker.Pick(req.AppId, lb, eps, key)
 	resp, err := r.call(ctx, ep.GetAddress(), &runtimev1.InternalInvokeRequest{TargetAppId: req.AppId, CallerAppId: caller, Request: req})
 	done(err)
 	return resp, err

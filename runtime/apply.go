@@ -168,14 +168,14 @@ func (r *Runtime) rebuild(cand map[string]map[string]proto.Message, rejected map
 		}
 		for _, name := range sortedKeys(cand[SubscriptionType]) {
 			sub := cand[SubscriptionType][name].(*configv1.Subscription)
-			if _, bad := rejected[name]; !bad && inScope(sub.GetScopes(), id) {
+			if inScope(sub.GetScopes(), id) { // cand holds only validated versions
 				s.Subscriptions = append(s.Subscriptions, sub)
 			}
 		}
 		var pols []*configv1.Policy
 		for _, name := range sortedKeys(cand[PolicyType]) {
 			p := cand[PolicyType][name].(*configv1.Policy)
-			if _, bad := rejected[name]; !bad && inScope(p.GetScopes(), id) {
+			if inScope(p.GetScopes(), id) {
 				pols = append(pols, p)
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	runtimev1 "github.com/outrig/outrig/api/gen/outrig/runtime/v1"
 
 	"github.com/outrig/outrig/errkind"
+	"github.com/outrig/outrig/governance/balancer"
 	"github.com/outrig/outrig/invoke"
 )
 
@@ -24,9 +25,14 @@ func (s *Service) Invoke(ctx context.Context, req *runtimev1.InvokeRequest) (*ru
 	}
 	defer snap.Release()
 	var resp *runtimev1.InvokeResponse
-	err = snap.Policies.Lookup(KindInvoke, req.GetAppId(), req.GetMethod(), app.ID).Do(ctx, func(ctx context.Context) error {
+	chain := snap.Policies.Lookup(KindInvoke, req.GetAppId(), req.GetMethod(), app.ID)
+	var lb *balancer.Config
+	if cfg, ok := chain.LoadBalancer(); ok {
+		lb = &cfg
+	}
+	err = chain.Do(ctx, func(ctx context.Context) error {
 		var err error
-		resp, err = s.remote.Invoke(ctx, app.ID, req)
+		resp, err = s.remote.Invoke(ctx, app.ID, req, lb)
 		return err
 	})
 	return resp, err

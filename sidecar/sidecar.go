@@ -23,7 +23,6 @@ import (
 
 	"github.com/outrig/outrig/admin"
 	"github.com/outrig/outrig/components"
-	"github.com/outrig/outrig/governance"
 	"github.com/outrig/outrig/invoke"
 	"github.com/outrig/outrig/pubsub"
 	rt "github.com/outrig/outrig/runtime"
@@ -104,6 +103,7 @@ type Sidecar struct {
 	config   *configClient
 	stops    []func(context.Context) error // undo steps, run in reverse
 	wg       sync.WaitGroup
+	done     chan struct{}
 
 	// InternalAddr is the registered sidecar-to-sidecar address.
 	InternalAddr string
@@ -118,7 +118,7 @@ func Start(ctx context.Context, opts Options) (s *Sidecar, err error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
-	s = &Sidecar{opts: opts, log: opts.Log}
+	s = &Sidecar{opts: opts, log: opts.Log, done: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			s.undo(context.Background())
@@ -171,7 +171,7 @@ func Start(ctx context.Context, opts Options) (s *Sidecar, err error) {
 	}
 	s.stops = append(s.stops, func(context.Context) error { s.config.stop(); return nil })
 
-	s.remote = invoke.NewRemote(s.config, newPicker(s.runtime), s.runtime.Local)
+	s.remote = invoke.NewRemote(s.config, invoke.NewBalancers(), s.runtime.Local)
 	s.stops = append(s.stops, func(context.Context) error { return s.remote.Close() })
 	svc := service.New(s.runtime, s.remote)
 	s.intSrv = grpctransport.NewInternalServer(&service.Internal{Service: svc}, s.metrics)
@@ -238,6 +238,9 @@ func (s *Sidecar) serveGRPC(name string, srv *grpc.Server, l net.Listener) {
 	})
 }
 
+// runtimeDone is closed when the sidecar stops (never, before Stop).
+func (s *Sidecar) runtimeDone() <-chan struct{} { return s.done }
+
 func (s *Sidecar) ready() bool {
 	select {
 	case <-s.runtime.Ready():
@@ -280,6 +283,11 @@ func (s *Sidecar) Stop(ctx context.Context) error {
 }
 
 func (s *Sidecar) undo(ctx context.Context) error {
+	select {
+	case <-s.done:
+	default:
+		close(s.done)
+	}
 	var errs []error
 	for i := len(s.stops) - 1; i >= 0; i-- {
 		errs = append(errs, s.stops[i](ctx))
@@ -300,5 +308,3 @@ func Run(ctx context.Context, opts Options) error {
 	defer cancel()
 	return s.Stop(stopCtx)
 }
-
-var _ = governance.Deps{}

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"io"
+	"strings"
+	"time"
+
+	rt "github.com/outrig/outrig/runtime"
+	"github.com/outrig/outrig/sidecar"
+)
+
+func runSidecar(ctx context.Context, args []string, _ io.Writer, stderr io.Writer) error {
+	fs := newFlagSet("sidecar", "sidecar --app-id ID [--control-plane ADDR | --resources DIR] [flags]", stderr)
+	var o sidecar.Options
+	appIDs := fs.String("app-id", "", "app id served (comma-separated list with --mode host); required")
+	mode := fs.String("mode", "pod", "pod (one app per sidecar) or host (several apps; each SDK connection names its app)")
+	fs.StringVar(&o.ControlPlane, "control-plane", "", "control plane address host:port; empty starts one in-process on --resources")
+	fs.StringVar(&o.Resources, "resources", "", "folder of component/subscription/policy YAML for the in-process control plane")
+	fs.StringVar(&o.Listen, "listen", sidecar.DefaultListen, "app API address: unix:///path (mode 0600) or host:port")
+	fs.StringVar(&o.InternalListen, "internal-listen", "127.0.0.1:0", "sidecar-to-sidecar gRPC address (port 0: any free port)")
+	fs.StringVar(&o.AdvertiseHost, "advertise-host", "", "host other sidecars use to reach this one (default: the internal listener's)")
+	fs.StringVar(&o.AdminListen, "admin-listen", "127.0.0.1:9090", "admin HTTP address (/healthz /readyz /metrics /config_dump); empty disables")
+	fs.IntVar(&o.AppPort, "app-port", 0, "port of the app's own HTTP or gRPC server for incoming invocations (0: use the SDK Serve stream)")
+	fs.StringVar(&o.AppProtocol, "app-protocol", "http", "protocol of --app-port: http or grpc")
+	fs.StringVar(&o.AppHost, "app-host", "127.0.0.1", "host of --app-port")
+	fs.StringVar(&o.StateFile, "state-file", "", "file holding the last accepted configuration (default $TMPDIR/outrig-<app-id>.config.json)")
+	fs.StringVar(&o.Zone, "zone", "", "zone registered with the app's instances")
+	fs.StringVar(&o.InstanceID, "instance-id", "", "unique id of this sidecar instance (default hostname-pid)")
+	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 10*time.Second, "time calls in flight get to finish on shutdown")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, *logLevel)
+	if err != nil {
+		return err
+	}
+	for _, id := range strings.Split(*appIDs, ",") {
+		if id = strings.TrimSpace(id); id != "" {
+			o.AppIDs = append(o.AppIDs, id)
+		}
+	}
+	o.Mode = rt.Mode(*mode)
+	if o.Mode != rt.ModePod && o.Mode != rt.ModeHost {
+		fs.Usage()
+		return errUsage
+	}
+	o.Registry = newRegistry()
+	o.Log = log
+	return sidecar.Run(ctx, o)
+}
