@@ -30,7 +30,9 @@ type HTTPError struct {
 	Body   []byte
 }
 
-func (e *HTTPError) Error() string   { return fmt.Sprintf("app answered HTTP %d: %.200s", e.Status, e.Body) }
+func (e *HTTPError) Error() string {
+	return fmt.Sprintf("app answered HTTP %d: %.200s", e.Status, e.Body)
+}
 func (e *HTTPError) HTTPStatus() int { return e.Status }
 
 // Unwrap maps the status to a failure kind for the edge.

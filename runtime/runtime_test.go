@@ -133,8 +133,8 @@ func TestApplyRejectsInvalidAndKeepsPrevious(t *testing.T) {
 	app, _ := r.App("")
 	r.Apply(ComponentType, upd(comp("store", "state.in-memory", nil)), nil)
 	cases := []*configv1.Component{
-		comp("store", "state.nosuch", nil),         // unknown type: Init impossible
-		comp("store", "queue.in-memory", nil),      // not a building block
+		comp("store", "state.nosuch", nil),    // unknown type: Init impossible
+		comp("store", "queue.in-memory", nil), // not a building block
 		{Name: "store", Type: "state.in-memory", Metadata: []*configv1.MetadataItem{{Name: "", Value: "x"}}}, // invalid metadata
 	}
 	for _, c := range cases {
@@ -187,9 +187,12 @@ func TestInitFailureKeepsPreviousVersion(t *testing.T) {
 
 type hangingStore struct{ cstate.Store }
 
-func (hangingStore) Init(ctx context.Context, _ cstate.Metadata) error { <-ctx.Done(); return ctx.Err() }
-func (hangingStore) Features() []cstate.Feature                     { return nil }
-func (hangingStore) Close() error                                   { return nil }
+func (hangingStore) Init(ctx context.Context, _ cstate.Metadata) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+func (hangingStore) Features() []cstate.Feature { return nil }
+func (hangingStore) Close() error               { return nil }
 
 func TestScopesAndHostMode(t *testing.T) {
 	r, _ := newTestRuntime(t, ModeHost, "a", "b")

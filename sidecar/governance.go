@@ -17,4 +17,3 @@ func governanceDeps(reg *prometheus.Registry, _ *slog.Logger) (governance.Deps, 
 	}
 	return governance.Deps{Observer: obs}, nil
 }
-
