@@ -194,8 +194,10 @@ func TestOneEditedFileSendsOneResource(t *testing.T) {
 	rec.drain()
 	sentBefore := e.counter(t, "outrig_xds_resources_sent_total")
 
+	edited := time.Now()
 	write(t, filepath.Join(dir, "state.yaml"), docs(component("orders", "state.redis"), component("carts", "state.mysql"), component("sessions", "state.memory")))
 	got := rec.next(t)
+	t.Logf("file edit applied by the sidecar's handler after %v (debounce 50ms)", time.Since(edited))
 	if got.typeURL != resource.ComponentType || !cmp.Equal(got.updated, []string{"carts"}) || len(got.removed) != 0 {
 		t.Fatalf("edit sent %s updated %v removed %v, want carts only", got.typeURL, got.updated, got.removed)
 	}
