@@ -205,8 +205,8 @@ func New(opts Options) (*Client, error) {
 		ready:  make(chan struct{}),
 		types:  map[string]*typeState{},
 	}
-	for _, t := range resource.AllTypes {
-		c.types[t] = newTypeState(t, slices.Contains(resource.WildcardTypes, t))
+	for _, t := range resource.AllTypes() {
+		c.types[t] = newTypeState(t, slices.Contains(resource.WildcardTypes(), t))
 	}
 	go c.run()
 	return c, nil

@@ -30,7 +30,7 @@ func (c *Client) persist() {
 	}
 	var snap []*discovery.DeltaDiscoveryResponse
 	c.mu.Lock()
-	for _, t := range resource.AllTypes {
+	for _, t := range resource.AllTypes() {
 		ts := c.types[t]
 		if len(ts.held) == 0 {
 			continue
@@ -128,7 +128,7 @@ func (c *Client) loadPersisted() {
 		byType[r.GetTypeUrl()] = r
 	}
 	loaded := 0
-	for _, t := range resource.AllTypes {
+	for _, t := range resource.AllTypes() {
 		r := byType[t]
 		if r == nil {
 			continue

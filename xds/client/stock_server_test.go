@@ -40,7 +40,7 @@ func startStock(t *testing.T) *stockServer {
 		ClassifyDelta: func(r *cache.DeltaRequest) string { return r.GetTypeUrl() },
 		Caches:        map[string]cache.Cache{},
 	}
-	for _, tu := range resource.AllTypes {
+	for _, tu := range resource.AllTypes() {
 		lc := cache.NewLinearCache(tu)
 		s.caches[tu] = lc
 		mux.Caches[tu] = lc

@@ -185,7 +185,7 @@ func (c *Client) send(s *adsStream, req *discovery.DeltaDiscoveryRequest) {
 func (c *Client) sendInitial(s *adsStream) {
 	var reqs []*discovery.DeltaDiscoveryRequest
 	c.mu.Lock()
-	for _, t := range resource.AllTypes {
+	for _, t := range resource.AllTypes() {
 		ts := c.types[t]
 		ts.pending = nil
 		names := ts.watchedNames()
@@ -211,7 +211,7 @@ func (c *Client) sendInitial(s *adsStream) {
 func (c *Client) sendPending(s *adsStream) {
 	var reqs []*discovery.DeltaDiscoveryRequest
 	c.mu.Lock()
-	for _, t := range resource.AllTypes {
+	for _, t := range resource.AllTypes() {
 		ts := c.types[t]
 		if len(ts.pending) == 0 {
 			continue
@@ -392,7 +392,7 @@ func (c *Client) checkReady() {
 		return
 	}
 	c.mu.Lock()
-	for _, t := range resource.WildcardTypes {
+	for _, t := range resource.WildcardTypes() {
 		if !c.types[t].isSynced() {
 			c.mu.Unlock()
 			return

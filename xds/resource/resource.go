@@ -37,12 +37,15 @@ const (
 	ServiceEndpointsType = typePrefix + "outrig.config.v1.ServiceEndpoints"
 )
 
-// WildcardTypes are the types a sidecar subscribes to by wildcard, in the
-// order a consumer should apply them (components before what refers to them).
-var WildcardTypes = []string{ComponentType, PolicyType, SubscriptionType}
+// WildcardTypes returns the types a sidecar subscribes to by wildcard, in
+// the order a consumer should apply them (components before what refers to
+// them).
+func WildcardTypes() []string { return []string{ComponentType, PolicyType, SubscriptionType} }
 
-// AllTypes lists every type URL served, wildcard types first.
-var AllTypes = []string{ComponentType, PolicyType, SubscriptionType, ServiceEndpointsType}
+// AllTypes returns every type URL served, wildcard types first.
+func AllTypes() []string {
+	return []string{ComponentType, PolicyType, SubscriptionType, ServiceEndpointsType}
+}
 
 // ErrUnknownType is returned for a type URL that is not one of ours.
 var ErrUnknownType = errors.New("unknown resource type")

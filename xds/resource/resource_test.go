@@ -114,7 +114,7 @@ func TestNameScopesTypeURL(t *testing.T) {
 	if _, err := TypeURL(&configv1.Endpoint{}); !errors.Is(err, ErrUnknownType) {
 		t.Errorf("TypeURL(Endpoint) err = %v", err)
 	}
-	for _, tu := range AllTypes {
+	for _, tu := range AllTypes() {
 		m, err := New(tu)
 		if err != nil {
 			t.Fatal(err)

@@ -107,7 +107,7 @@ func New(opts Options) (*Server, error) {
 		ClassifyDelta: func(r *cache.DeltaRequest) string { return r.GetTypeUrl() },
 		Caches:        map[string]cache.Cache{},
 	}
-	for _, t := range resource.AllTypes {
+	for _, t := range resource.AllTypes() {
 		c := newTypeCache(t, m.deferredSends.Inc)
 		s.caches[t] = c
 		mux.Caches[t] = c

@@ -236,6 +236,7 @@ func TestSetResourcesValidation(t *testing.T) {
 
 func TestHoldRemovalsAfterRestart(t *testing.T) {
 	env := startServer(t)
+	holdStart := time.Now()
 	if err := env.srv.HoldRemovals(resource.ServiceEndpointsType, 300*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +269,7 @@ func TestHoldRemovalsAfterRestart(t *testing.T) {
 	if !cmp.Equal(resp.GetRemovedResources(), []string{"gone"}) {
 		t.Fatalf("after the hold got removed %v", resp.GetRemovedResources())
 	}
-	if held := time.Since(start); held < 300*time.Millisecond {
+	if held := time.Since(holdStart); held < 300*time.Millisecond {
 		t.Errorf("removal sent after %v, before the hold ended", held)
 	}
 	s.quiet(100 * time.Millisecond) // the first client had nothing due
