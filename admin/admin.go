@@ -37,6 +37,7 @@ func Handler(r *rt.Runtime, reg *prometheus.Registry, ready func() bool) http.Ha
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
 		_ = enc.Encode(Dump(r))
 	})
 	return mux

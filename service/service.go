@@ -63,6 +63,15 @@ func New(r *rt.Runtime, remote *invoke.Remote) *Service {
 	return &Service{rt: r, remote: remote, mode: string(r.Mode())}
 }
 
+// MetricsApp names the app of a call for metrics: the header's app id, or
+// the only app in pod mode.
+func (s *Service) MetricsApp(headerAppID string) string {
+	if headerAppID == "" && s.rt.Mode() == rt.ModePod {
+		return s.rt.AppIDs()[0]
+	}
+	return headerAppID
+}
+
 // enter resolves the calling app and acquires its snapshot.
 func (s *Service) enter(ctx context.Context) (*rt.App, *rt.Snapshot, error) {
 	app, err := s.rt.App(AppIDFrom(ctx))

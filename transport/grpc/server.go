@@ -22,8 +22,8 @@ import (
 // NewAppServer returns a gRPC server serving the app API.
 func NewAppServer(svc *service.Service, m *telemetry.Metrics, opts ...grpc.ServerOption) *grpc.Server {
 	opts = append(opts,
-		grpc.ChainUnaryInterceptor(unary(m)),
-		grpc.ChainStreamInterceptor(stream(m)),
+		grpc.ChainUnaryInterceptor(unary(m, svc.MetricsApp)),
+		grpc.ChainStreamInterceptor(stream(m, svc.MetricsApp)),
 		grpc.MaxRecvMsgSize(16<<20), grpc.MaxSendMsgSize(16<<20),
 	)
 	s := grpc.NewServer(opts...)
@@ -33,7 +33,7 @@ func NewAppServer(svc *service.Service, m *telemetry.Metrics, opts ...grpc.Serve
 
 // NewInternalServer returns a gRPC server serving sidecar-to-sidecar calls.
 func NewInternalServer(in *service.Internal, m *telemetry.Metrics) *grpc.Server {
-	s := grpc.NewServer(grpc.ChainUnaryInterceptor(unary(m)), grpc.MaxRecvMsgSize(16<<20), grpc.MaxSendMsgSize(16<<20))
+	s := grpc.NewServer(grpc.ChainUnaryInterceptor(unary(m, func(string) string { return "" })), grpc.MaxRecvMsgSize(16<<20), grpc.MaxSendMsgSize(16<<20))
 	runtimev1.RegisterInternalServer(s, in)
 	return s
 }
@@ -64,7 +64,7 @@ func component(req any) string {
 	return ""
 }
 
-func unary(m *telemetry.Metrics) grpc.UnaryServerInterceptor {
+func unary(m *telemetry.Metrics, label func(string) string) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		start := time.Now()
 		app := appID(ctx)
@@ -74,7 +74,7 @@ func unary(m *telemetry.Metrics) grpc.UnaryServerInterceptor {
 			_ = grpc.SetTrailer(ctx, metadata.Pairs(edge.RetryAfterKey, retryAfter))
 		}
 		if m != nil {
-			m.API(app, path.Base(info.FullMethod), component(req), st.Code().String(), time.Since(start))
+			m.API(label(app), path.Base(info.FullMethod), component(req), st.Code().String(), time.Since(start))
 		}
 		if err != nil {
 			return nil, st.Err()
@@ -90,14 +90,14 @@ type wrappedStream struct {
 
 func (w *wrappedStream) Context() context.Context { return w.ctx }
 
-func stream(m *telemetry.Metrics) grpc.StreamServerInterceptor {
+func stream(m *telemetry.Metrics, label func(string) string) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 		start := time.Now()
 		app := appID(ss.Context())
 		err := h(srv, &wrappedStream{ServerStream: ss, ctx: service.WithAppID(ss.Context(), app)})
 		st, _ := edge.Status(err)
 		if m != nil {
-			m.API(app, path.Base(info.FullMethod), "", st.Code().String(), time.Since(start))
+			m.API(label(app), path.Base(info.FullMethod), "", st.Code().String(), time.Since(start))
 		}
 		if err != nil {
 			return st.Err()

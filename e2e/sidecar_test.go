@@ -1,0 +1,221 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	outrig "github.com/outrig/outrig/sdk-go"
+)
+
+const memStore = `apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: statestore
+spec:
+  type: state.in-memory
+  version: v1
+  metadata: []
+`
+
+func TestDemo(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	root := repoRoot()
+	cmd := execCommand(ctx, filepath.Join(binDir, "outrig"), "demo", "--bin-dir", binDir,
+		"--resources", filepath.Join(root, "examples", "resources"), "--extra", filepath.Join(root, "examples", "demo-extra"))
+	out, err := cmd.CombinedOutput()
+	t.Logf("demo output:\n%s", out)
+	if err != nil {
+		t.Fatalf("outrig demo failed: %v", err)
+	}
+	for _, step := range []string{"state-save-get", "state-etag-conflict", "invoke-orders", "publish-subscribe", "component-hot-add"} {
+		if !strings.Contains(string(out), "[ok  ] "+step) {
+			t.Errorf("step %s did not pass", step)
+		}
+	}
+	if !strings.Contains(string(out), "summary: 5 passed, 0 failed") {
+		t.Error("summary line missing or wrong")
+	}
+}
+
+func TestBadInputGetsClearErrors(t *testing.T) {
+	res := t.TempDir()
+	writeFile(t, filepath.Join(res, "store.yaml"), memStore)
+	sc := startSidecar(t, "checkout", "--resources", res)
+	c := client(t, sc.sock)
+	ctx := context.Background()
+
+	_, err := c.GetState(ctx, "nosuch", "k")
+	if !errors.Is(err, outrig.ErrNotFound) || !strings.Contains(err.Error(), "nosuch") {
+		t.Errorf("unknown store: %v, want ErrNotFound naming it", err)
+	}
+	err = c.Publish(ctx, "nosuch", "topic", []byte("x"))
+	if !errors.Is(err, outrig.ErrNotFound) {
+		t.Errorf("unknown pubsub: %v, want ErrNotFound", err)
+	}
+	if err := c.SaveState(ctx, "statestore", "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	it, _ := c.GetState(ctx, "statestore", "k")
+	if err := c.SaveState(ctx, "statestore", "k", []byte("v2"), outrig.WithETag(it.ETag)); err != nil {
+		t.Fatal(err)
+	}
+	err = c.SaveState(ctx, "statestore", "k", []byte("v3"), outrig.WithETag(it.ETag))
+	if !errors.Is(err, outrig.ErrETagMismatch) {
+		t.Errorf("stale etag: %v, want ErrETagMismatch", err)
+	}
+	_, err = c.Invoke(ctx, "nosuch-app", "M", nil)
+	if !errors.Is(err, outrig.ErrNotFound) {
+		t.Errorf("unknown app id: %v, want ErrNotFound", err)
+	}
+}
+
+// TestEmptyFieldsNameTheField sends requests the SDK would refuse itself,
+// straight over gRPC, so the sidecar's own validation is what answers.
+func TestEmptyFieldsNameTheField(t *testing.T) {
+	res := t.TempDir()
+	writeFile(t, filepath.Join(res, "store.yaml"), memStore)
+	sc := startSidecar(t, "checkout", "--resources", res)
+	rc := rawClient(t, sc.sock)
+	for _, c := range []struct {
+		name, field string
+		call        func() error
+	}{
+		{"empty key", "key", func() error { return rc.getState("statestore", "") }},
+		{"empty app id", "app_id", func() error { return rc.invoke("", "M") }},
+		{"empty method", "method", func() error { return rc.invoke("orders", "") }},
+		{"empty topic", "topic", func() error { return rc.publish("events", "") }},
+	} {
+		err := c.call()
+		if code := statusCode(err); code != "InvalidArgument" || !strings.Contains(err.Error(), c.field) {
+			t.Errorf("%s: got %v (%s), want InvalidArgument naming %q", c.name, err, code, c.field)
+		}
+	}
+}
+
+func TestUnixSocketIsPrivate(t *testing.T) {
+	res := t.TempDir()
+	writeFile(t, filepath.Join(res, "store.yaml"), memStore)
+	sc := startSidecar(t, "checkout", "--resources", res)
+	fi, err := os.Stat(sc.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket mode %v, want 0600", fi.Mode().Perm())
+	}
+}
+
+func TestMalformedYAMLKeepsLastGoodConfig(t *testing.T) {
+	res := t.TempDir()
+	writeFile(t, filepath.Join(res, "store.yaml"), memStore)
+	cp := freeAddr(t)
+	start(t, "outrig#cp", nil, "control-plane", "--resources", res, "--listen", cp)
+	sc := startSidecar(t, "checkout", "--control-plane", cp)
+	c := client(t, sc.sock)
+	ctx := context.Background()
+	if err := c.SaveState(ctx, "statestore", "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(res, "store.yaml"), "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: statestore\nspec: [")
+	time.Sleep(500 * time.Millisecond)
+	if it, err := c.GetState(ctx, "statestore", "k"); err != nil || string(it.Value) != "v" {
+		t.Fatalf("after malformed YAML the store no longer serves: %v %v", it, err)
+	}
+	// A second, valid component arrives while the broken file stays broken.
+	writeFile(t, filepath.Join(res, "audit.yaml"), strings.ReplaceAll(memStore, "statestore", "audit"))
+	eventually(t, "new component applied", 5*time.Second, func() error {
+		return c.SaveState(ctx, "audit", "k", []byte("v"))
+	})
+	if it, err := c.GetState(ctx, "statestore", "k"); err != nil || string(it.Value) != "v" {
+		t.Fatalf("store lost after another change: %v %v", it, err)
+	}
+}
+
+func TestSidecarStartsFromPersistedConfigWhenControlPlaneIsDown(t *testing.T) {
+	res := t.TempDir()
+	writeFile(t, filepath.Join(res, "store.yaml"), memStore)
+	cpAddr := freeAddr(t)
+	cp := start(t, "outrig#cp", nil, "control-plane", "--resources", res, "--listen", cpAddr)
+	dir := t.TempDir()
+	state := filepath.Join(dir, "config.json")
+	sc := startSidecar(t, "checkout", "--control-plane", cpAddr, "--state-file", state)
+	eventually(t, "config persisted", 5*time.Second, func() error { _, err := os.Stat(state); return err })
+	sc.stop(t)
+	cp.stop(t)
+
+	sc2 := startSidecar(t, "checkout", "--control-plane", cpAddr, "--state-file", state)
+	c := client(t, sc2.sock)
+	if err := c.SaveState(context.Background(), "statestore", "k", []byte("v")); err != nil {
+		t.Fatalf("restarted sidecar without control plane cannot use its persisted store: %v", err)
+	}
+}
+
+func TestAdminEndpoints(t *testing.T) {
+	res := t.TempDir()
+	writeFile(t, filepath.Join(res, "store.yaml"), memStore)
+	writeFile(t, filepath.Join(res, "redis.yaml"), `apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata: {name: cache}
+spec:
+  type: state.redis
+  version: v1
+  ignoreErrors: true
+  initTimeout: 200ms
+  metadata:
+  - {name: redisHost, value: "127.0.0.1:1"}
+  - {name: redisPassword, value: "hunter2-secret"}
+`)
+	sc := startSidecar(t, "checkout", "--resources", res)
+	c := client(t, sc.sock)
+	_ = c.SaveState(context.Background(), "statestore", "k", []byte("v"))
+	for _, path := range []string{"/healthz", "/readyz"} {
+		waitHTTP(t, "http://"+sc.admin+path, 200, time.Second)
+	}
+	dump := get(t, "http://"+sc.admin+"/config_dump")
+	if strings.Contains(dump, "hunter2-secret") {
+		t.Fatal("/config_dump shows a password")
+	}
+	if !strings.Contains(dump, "statestore") || !strings.Contains(dump, "<redacted>") {
+		t.Fatalf("/config_dump: %s", dump)
+	}
+	metrics := get(t, "http://"+sc.admin+"/metrics")
+	if !strings.Contains(metrics, `outrig_api_requests_total{app="checkout",code="OK",component="statestore",method="SaveState"}`) {
+		t.Fatalf("/metrics lacks the SaveState counter:\n%s", grep(metrics, "outrig_api"))
+	}
+	if strings.Contains(metrics, "hunter2-secret") {
+		t.Fatal("/metrics shows a password")
+	}
+	b, _ := os.ReadFile(sc.log)
+	if strings.Contains(string(b), "hunter2-secret") {
+		t.Fatal("the sidecar's log shows a password")
+	}
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func grep(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
