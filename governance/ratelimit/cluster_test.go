@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
 )
 
 const redisAddr = "127.0.0.1:6379"
@@ -129,3 +130,5 @@ func TestClusterReportsRedisErrors(t *testing.T) {
 		t.Fatal("Allow against a dead server returned no error")
 	}
 }
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
