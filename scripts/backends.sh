@@ -128,12 +128,13 @@ mvn_fetch() {
 	echo "$want" >"$dest/.stamp"
 }
 
-# pid_of NAME prints the pid recorded for NAME if that process is alive.
+# pid_of NAME prints the pid recorded for NAME if that process is alive and still ours
+# (a recycled pid belongs to someone else and is never signalled).
 pid_of() {
 	local f="$DIR/$1.pid" pid
 	[[ -f "$f" ]] || return 1
 	pid="$(cat "$f")"
-	[[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
+	[[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null && ours "$pid" || return 1
 	echo "$pid"
 }
 
