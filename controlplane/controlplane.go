@@ -62,6 +62,16 @@ type Options struct {
 	EndpointsHold time.Duration
 	// GRPCOptions are added to the gRPC server's options.
 	GRPCOptions []grpc.ServerOption
+	// Services are extra gRPC services served next to ADS and the registry
+	// (the embedded broker). Each is closed before the server stops, so
+	// that its long-lived streams end.
+	Services []Service
+}
+
+// Service is an extra gRPC service of the control plane.
+type Service interface {
+	Register(grpc.ServiceRegistrar)
+	Close() error
 }
 
 // ControlPlane is one control plane. Build it with New, then call Start or
@@ -196,6 +206,9 @@ func (cp *ControlPlane) start(ctx context.Context, addr string) (string, func(),
 	g := grpc.NewServer(gopts...)
 	cp.xds.Register(g)
 	registryv1.RegisterRegistryServer(g, registry.NewService(cp.reg))
+	for _, svc := range cp.opts.Services {
+		svc.Register(g)
+	}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	errc := make(chan error, 1)
@@ -215,6 +228,9 @@ func (cp *ControlPlane) start(ctx context.Context, addr string) (string, func(),
 		once.Do(func() {
 			cancel()
 			cp.xds.Close() // end the long-lived streams so GracefulStop can finish
+			for _, svc := range cp.opts.Services {
+				_ = svc.Close()
+			}
 			done := make(chan struct{})
 			go func() { g.GracefulStop(); close(done) }()
 			select {

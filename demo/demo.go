@@ -76,6 +76,9 @@ func Run(ctx context.Context, opts Options) (err error) {
 	if _, err := r.start("control-plane", opts.Outrig, nil, "control-plane", "--resources", res, "--listen", cpAddr); err != nil {
 		return err
 	}
+	if err := waitTCP(ctx, cpAddr, 20*time.Second); err != nil {
+		return fmt.Errorf("control plane: %w (see %s)", err, r.logOf("control-plane"))
+	}
 	r.say("started control plane on %s, watching %s", cpAddr, res)
 
 	socks := map[string]string{}
@@ -237,6 +240,25 @@ func waitReady(ctx context.Context, url string, d time.Duration) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func waitTCP(ctx context.Context, addr string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }

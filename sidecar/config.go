@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,6 +12,7 @@ import (
 
 	configv1 "github.com/outrig/outrig/api/gen/outrig/config/v1"
 
+	"github.com/outrig/outrig/broker"
 	"github.com/outrig/outrig/controlplane"
 	"github.com/outrig/outrig/errkind"
 	"github.com/outrig/outrig/xds/client"
@@ -30,6 +32,9 @@ type configClient struct {
 func newConfigClient(_ context.Context, s *Sidecar, _ *prometheus.Registry) (*configClient, error) {
 	cc := &configClient{s: s}
 	handler := client.HandlerFunc(func(typeURL string, updated map[string]proto.Message, removed []string) map[string]error {
+		if typeURL == resource.ServiceEndpointsType {
+			return checkEndpoints(updated) // held by the client's cache; read on each invocation
+		}
 		rejected := s.runtime.Apply(typeURL, updated, removed)
 		short := typeURL[len("type.googleapis.com/"):]
 		for name, err := range rejected {
@@ -63,6 +68,23 @@ func newConfigClient(_ context.Context, s *Sidecar, _ *prometheus.Registry) (*co
 		}
 	}()
 	return cc, nil
+}
+
+// checkEndpoints rejects endpoint sets with an unusable address.
+func checkEndpoints(updated map[string]proto.Message) map[string]error {
+	var rejected map[string]error
+	for name, m := range updated {
+		for i, ep := range m.(*configv1.ServiceEndpoints).GetEndpoints() {
+			if _, _, err := net.SplitHostPort(ep.GetAddress()); err != nil {
+				if rejected == nil {
+					rejected = map[string]error{}
+				}
+				rejected[name] = fmt.Errorf("endpoints[%d].address %q: %w", i, ep.GetAddress(), err)
+				break
+			}
+		}
+	}
+	return rejected
 }
 
 // register starts the registration of every app served (renewed in the
@@ -112,7 +134,12 @@ func (cc *configClient) Endpoints(ctx context.Context, appID string) ([]*configv
 }
 
 func startInProcessControlPlane(ctx context.Context, dir string, log *slog.Logger) (string, func(), error) {
-	cp, err := controlplane.New(controlplane.Options{ResourcesDir: dir, ListenAddr: "127.0.0.1:0", Logger: log.With("component", "control-plane"), Metrics: prometheus.NewRegistry()})
+	b, err := broker.NewServer(broker.Options{})
+	if err != nil {
+		return "", nil, err
+	}
+	cp, err := controlplane.New(controlplane.Options{ResourcesDir: dir, ListenAddr: "127.0.0.1:0",
+		Logger: log.With("component", "control-plane"), Metrics: prometheus.NewRegistry(), Services: []controlplane.Service{b}})
 	if err != nil {
 		return "", nil, err
 	}

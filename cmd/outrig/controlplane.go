@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/outrig/outrig/broker"
 	"github.com/outrig/outrig/controlplane"
 )
 
@@ -28,6 +29,11 @@ func runControlPlane(ctx context.Context, args []string, _ io.Writer, stderr io.
 	}
 	o.Logger = log
 	o.Metrics = prometheus.NewRegistry()
+	b, err := broker.NewServer(broker.Options{})
+	if err != nil {
+		return err
+	}
+	o.Services = append(o.Services, b)
 	cp, err := controlplane.New(o)
 	if err != nil {
 		return err
