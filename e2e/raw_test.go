@@ -31,7 +31,9 @@ func rawClient(t *testing.T, sock string) raw {
 	return raw{c: runtimev1.NewRuntimeClient(conn)}
 }
 
-func ctx5() (context.Context, context.CancelFunc) { return context.WithTimeout(context.Background(), 5*time.Second) }
+func ctx5() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 5*time.Second)
+}
 
 func (r raw) getState(store, key string) error {
 	ctx, cancel := ctx5()

@@ -11,8 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outrig/outrig/internal/testenv"
 	outrig "github.com/outrig/outrig/sdk-go"
 )
+
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 const memStore = `apiVersion: dapr.io/v1alpha1
 kind: Component
@@ -27,8 +30,8 @@ spec:
 func TestDemo(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	root := repoRoot()
-	cmd := execCommand(ctx, filepath.Join(binDir, "outrig"), "demo", "--bin-dir", binDir,
+	root := testenv.RepoRoot()
+	cmd := execCommand(ctx, filepath.Join(testenv.BinDir, "outrig"), "demo", "--bin-dir", testenv.BinDir,
 		"--resources", filepath.Join(root, "examples", "resources"), "--extra", filepath.Join(root, "examples", "demo-extra"))
 	out, err := cmd.CombinedOutput()
 	t.Logf("demo output:\n%s", out)
@@ -47,9 +50,9 @@ func TestDemo(t *testing.T) {
 
 func TestBadInputGetsClearErrors(t *testing.T) {
 	res := t.TempDir()
-	writeFile(t, filepath.Join(res, "store.yaml"), memStore)
-	sc := startSidecar(t, "checkout", "--resources", res)
-	c := client(t, sc.sock)
+	testenv.WriteFile(t, filepath.Join(res, "store.yaml"), memStore)
+	sc := testenv.StartSidecar(t, "checkout", "--resources", res)
+	c := testenv.Client(t, sc.Sock)
 	ctx := context.Background()
 
 	_, err := c.GetState(ctx, "nosuch", "k")
@@ -81,9 +84,9 @@ func TestBadInputGetsClearErrors(t *testing.T) {
 // straight over gRPC, so the sidecar's own validation is what answers.
 func TestEmptyFieldsNameTheField(t *testing.T) {
 	res := t.TempDir()
-	writeFile(t, filepath.Join(res, "store.yaml"), memStore)
-	sc := startSidecar(t, "checkout", "--resources", res)
-	rc := rawClient(t, sc.sock)
+	testenv.WriteFile(t, filepath.Join(res, "store.yaml"), memStore)
+	sc := testenv.StartSidecar(t, "checkout", "--resources", res)
+	rc := rawClient(t, sc.Sock)
 	for _, c := range []struct {
 		name, field string
 		call        func() error
@@ -102,9 +105,9 @@ func TestEmptyFieldsNameTheField(t *testing.T) {
 
 func TestUnixSocketIsPrivate(t *testing.T) {
 	res := t.TempDir()
-	writeFile(t, filepath.Join(res, "store.yaml"), memStore)
-	sc := startSidecar(t, "checkout", "--resources", res)
-	fi, err := os.Stat(sc.sock)
+	testenv.WriteFile(t, filepath.Join(res, "store.yaml"), memStore)
+	sc := testenv.StartSidecar(t, "checkout", "--resources", res)
+	fi, err := os.Stat(sc.Sock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,23 +118,23 @@ func TestUnixSocketIsPrivate(t *testing.T) {
 
 func TestMalformedYAMLKeepsLastGoodConfig(t *testing.T) {
 	res := t.TempDir()
-	writeFile(t, filepath.Join(res, "store.yaml"), memStore)
-	cp := freeAddr(t)
-	start(t, "outrig#cp", nil, "control-plane", "--resources", res, "--listen", cp)
-	sc := startSidecar(t, "checkout", "--control-plane", cp)
-	c := client(t, sc.sock)
+	testenv.WriteFile(t, filepath.Join(res, "store.yaml"), memStore)
+	cp := testenv.FreeAddr(t)
+	testenv.Start(t, "outrig#cp", nil, "control-plane", "--resources", res, "--listen", cp)
+	sc := testenv.StartSidecar(t, "checkout", "--control-plane", cp)
+	c := testenv.Client(t, sc.Sock)
 	ctx := context.Background()
 	if err := c.SaveState(ctx, "statestore", "k", []byte("v")); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(res, "store.yaml"), "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: statestore\nspec: [")
+	testenv.WriteFile(t, filepath.Join(res, "store.yaml"), "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: statestore\nspec: [")
 	time.Sleep(500 * time.Millisecond)
 	if it, err := c.GetState(ctx, "statestore", "k"); err != nil || string(it.Value) != "v" {
 		t.Fatalf("after malformed YAML the store no longer serves: %v %v", it, err)
 	}
 	// A second, valid component arrives while the broken file stays broken.
-	writeFile(t, filepath.Join(res, "audit.yaml"), strings.ReplaceAll(memStore, "statestore", "audit"))
-	eventually(t, "new component applied", 5*time.Second, func() error {
+	testenv.WriteFile(t, filepath.Join(res, "audit.yaml"), strings.ReplaceAll(memStore, "statestore", "audit"))
+	testenv.Eventually(t, "new component applied", 5*time.Second, func() error {
 		return c.SaveState(ctx, "audit", "k", []byte("v"))
 	})
 	if it, err := c.GetState(ctx, "statestore", "k"); err != nil || string(it.Value) != "v" {
@@ -141,18 +144,18 @@ func TestMalformedYAMLKeepsLastGoodConfig(t *testing.T) {
 
 func TestSidecarStartsFromPersistedConfigWhenControlPlaneIsDown(t *testing.T) {
 	res := t.TempDir()
-	writeFile(t, filepath.Join(res, "store.yaml"), memStore)
-	cpAddr := freeAddr(t)
-	cp := start(t, "outrig#cp", nil, "control-plane", "--resources", res, "--listen", cpAddr)
+	testenv.WriteFile(t, filepath.Join(res, "store.yaml"), memStore)
+	cpAddr := testenv.FreeAddr(t)
+	cp := testenv.Start(t, "outrig#cp", nil, "control-plane", "--resources", res, "--listen", cpAddr)
 	dir := t.TempDir()
 	state := filepath.Join(dir, "config.json")
-	sc := startSidecar(t, "checkout", "--control-plane", cpAddr, "--state-file", state)
-	eventually(t, "config persisted", 5*time.Second, func() error { _, err := os.Stat(state); return err })
-	sc.stop(t)
-	cp.stop(t)
+	sc := testenv.StartSidecar(t, "checkout", "--control-plane", cpAddr, "--state-file", state)
+	testenv.Eventually(t, "config persisted", 5*time.Second, func() error { _, err := os.Stat(state); return err })
+	sc.Stop(t)
+	cp.Stop(t)
 
-	sc2 := startSidecar(t, "checkout", "--control-plane", cpAddr, "--state-file", state)
-	c := client(t, sc2.sock)
+	sc2 := testenv.StartSidecar(t, "checkout", "--control-plane", cpAddr, "--state-file", state)
+	c := testenv.Client(t, sc2.Sock)
 	if err := c.SaveState(context.Background(), "statestore", "k", []byte("v")); err != nil {
 		t.Fatalf("restarted sidecar without control plane cannot use its persisted store: %v", err)
 	}
@@ -160,8 +163,8 @@ func TestSidecarStartsFromPersistedConfigWhenControlPlaneIsDown(t *testing.T) {
 
 func TestAdminEndpoints(t *testing.T) {
 	res := t.TempDir()
-	writeFile(t, filepath.Join(res, "store.yaml"), memStore)
-	writeFile(t, filepath.Join(res, "redis.yaml"), `apiVersion: dapr.io/v1alpha1
+	testenv.WriteFile(t, filepath.Join(res, "store.yaml"), memStore)
+	testenv.WriteFile(t, filepath.Join(res, "redis.yaml"), `apiVersion: dapr.io/v1alpha1
 kind: Component
 metadata: {name: cache}
 spec:
@@ -173,27 +176,27 @@ spec:
   - {name: redisHost, value: "127.0.0.1:1"}
   - {name: redisPassword, value: "hunter2-secret"}
 `)
-	sc := startSidecar(t, "checkout", "--resources", res)
-	c := client(t, sc.sock)
+	sc := testenv.StartSidecar(t, "checkout", "--resources", res)
+	c := testenv.Client(t, sc.Sock)
 	_ = c.SaveState(context.Background(), "statestore", "k", []byte("v"))
 	for _, path := range []string{"/healthz", "/readyz"} {
-		waitHTTP(t, "http://"+sc.admin+path, 200, time.Second)
+		testenv.WaitHTTP(t, "http://"+sc.Admin+path, 200, time.Second)
 	}
-	dump := get(t, "http://"+sc.admin+"/config_dump")
+	dump := get(t, "http://"+sc.Admin+"/config_dump")
 	if strings.Contains(dump, "hunter2-secret") {
 		t.Fatal("/config_dump shows a password")
 	}
 	if !strings.Contains(dump, "statestore") || !strings.Contains(dump, "<redacted>") {
 		t.Fatalf("/config_dump: %s", dump)
 	}
-	metrics := get(t, "http://"+sc.admin+"/metrics")
+	metrics := get(t, "http://"+sc.Admin+"/metrics")
 	if !strings.Contains(metrics, `outrig_api_requests_total{app="checkout",code="OK",component="statestore",method="SaveState"}`) {
 		t.Fatalf("/metrics lacks the SaveState counter:\n%s", grep(metrics, "outrig_api"))
 	}
 	if strings.Contains(metrics, "hunter2-secret") {
 		t.Fatal("/metrics shows a password")
 	}
-	b, _ := os.ReadFile(sc.log)
+	b, _ := os.ReadFile(sc.Log)
 	if strings.Contains(string(b), "hunter2-secret") {
 		t.Fatal("the sidecar's log shows a password")
 	}

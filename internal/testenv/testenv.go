@@ -1,7 +1,9 @@
-// Package e2e tests Outrig through its real binaries: the outrig binary and
-// the example apps are built once in TestMain, and every test starts the
-// processes it needs on loopback addresses and Unix sockets of its own.
-package e2e
+// Package testenv runs Outrig's real binaries for tests: it builds the
+// outrig binary and the example apps once (Main), and starts control
+// planes, sidecars and apps as Processes on loopback addresses and Unix
+// sockets of the test's own, stopping them (SIGTERM, then SIGKILL) when
+// the test ends. Used by the e2e and conformance suites.
+package testenv
 
 import (
 	"context"
@@ -19,18 +21,20 @@ import (
 	outrig "github.com/outrig/outrig/sdk-go"
 )
 
-var binDir string
+// BinDir holds the binaries built by Main.
+var BinDir string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "outrig-e2e-bin-")
+// Main builds the binaries, runs the tests and exits; call it from TestMain.
+func Main(m *testing.M) {
+	dir, err := os.MkdirTemp("", "outrig-test-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binDir = dir
+	BinDir = dir
 	for name, pkg := range map[string]string{"outrig": "./cmd/outrig", "checkout-app": "./examples/apps/checkout", "orders-app": "./examples/apps/orders"} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg)
-		cmd.Dir = repoRoot()
+		cmd.Dir = RepoRoot()
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
 			fmt.Fprintf(os.Stderr, "build %s: %v\n", pkg, err)
@@ -42,25 +46,33 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func repoRoot() string {
+// RepoRoot is the repository's root folder (the tests run in a package folder below it).
+func RepoRoot() string {
 	wd, _ := os.Getwd()
+	for d := wd; d != "/"; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.work")); err == nil {
+			return d
+		}
+	}
 	return filepath.Dir(wd)
 }
 
-// process is a started binary whose output goes to a log file.
-type process struct {
-	cmd *exec.Cmd
-	log string
+// Process is a started binary whose output goes to a log file.
+type Process struct {
+	Cmd *exec.Cmd
+	Log string // file holding the process's output
 }
 
-func start(t *testing.T, name string, env []string, args ...string) *process {
+// Start runs a binary of BinDir ("outrig", "checkout-app", "orders-app"; a
+// "#suffix" only names the log) until the test ends.
+func Start(t testing.TB, name string, env []string, args ...string) *Process {
 	t.Helper()
 	logPath := filepath.Join(t.TempDir(), name+".log")
 	f, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(binDir, strings.SplitN(name, "#", 2)[0])
+	bin := filepath.Join(BinDir, strings.SplitN(name, "#", 2)[0])
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = f, f
@@ -68,7 +80,7 @@ func start(t *testing.T, name string, env []string, args ...string) *process {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &process{cmd: cmd, log: logPath}
+	p := &Process{Cmd: cmd, Log: logPath}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); f.Close(); close(exited) }()
 	t.Cleanup(func() {
@@ -94,20 +106,21 @@ func tail(s string, n int) string {
 	return s
 }
 
-// stop sends SIGTERM and waits for the exit.
-func (p *process) stop(t *testing.T) {
+// Stop sends SIGTERM and waits for the exit.
+func (p *Process) Stop(t testing.TB) {
 	t.Helper()
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	_ = syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGTERM)
 	deadline := time.Now().Add(15 * time.Second)
-	for syscall.Kill(p.cmd.Process.Pid, 0) == nil {
+	for syscall.Kill(p.Cmd.Process.Pid, 0) == nil {
 		if time.Now().After(deadline) {
-			t.Fatalf("process %d did not exit after SIGTERM", p.cmd.Process.Pid)
+			t.Fatalf("Process %d did not exit after SIGTERM", p.Cmd.Process.Pid)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-func freeAddr(t *testing.T) string {
+// FreeAddr returns a free loopback TCP address.
+func FreeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -117,7 +130,8 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func waitHTTP(t *testing.T, url string, want int, d time.Duration) {
+// WaitHTTP waits until url answers want.
+func WaitHTTP(t testing.TB, url string, want int, d time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	var last string
@@ -137,9 +151,9 @@ func waitHTTP(t *testing.T, url string, want int, d time.Duration) {
 	t.Fatalf("%s: want %d within %s, last: %s", url, want, d, last)
 }
 
-// writeFile writes atomically (temp + rename) so the control plane's
+// WriteFile writes atomically (temp + rename) so the control plane's
 // watcher never sees half a file.
-func writeFile(t *testing.T, path, content string) {
+func WriteFile(t testing.TB, path, content string) {
 	t.Helper()
 	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
 	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
@@ -150,39 +164,41 @@ func writeFile(t *testing.T, path, content string) {
 	}
 }
 
-// resourcesDir returns a folder holding copies of the given files of examples/resources.
-func resourcesDir(t *testing.T, files ...string) string {
+// ResourcesDir returns a folder holding copies of the given files of examples/resources.
+func ResourcesDir(t testing.TB, files ...string) string {
 	t.Helper()
 	dir := t.TempDir()
 	for _, f := range files {
-		b, err := os.ReadFile(filepath.Join(repoRoot(), "examples", "resources", f))
+		b, err := os.ReadFile(filepath.Join(RepoRoot(), "examples", "resources", f))
 		if err != nil {
 			t.Fatal(err)
 		}
-		writeFile(t, filepath.Join(dir, f), string(b))
+		WriteFile(t, filepath.Join(dir, f), string(b))
 	}
 	return dir
 }
 
-type sidecarProc struct {
-	*process
-	sock, admin string
+// Sidecar is a started `outrig sidecar`: its app API socket and admin address.
+type Sidecar struct {
+	*Process
+	Sock, Admin string
 }
 
-// startSidecar runs `outrig sidecar` with extra args and waits for /readyz.
-func startSidecar(t *testing.T, appID string, args ...string) *sidecarProc {
+// StartSidecar runs `outrig sidecar` with extra args and waits for /readyz.
+func StartSidecar(t testing.TB, appID string, args ...string) *Sidecar {
 	t.Helper()
 	dir := t.TempDir()
 	sock := filepath.Join(dir, appID+".sock")
-	admin := freeAddr(t)
+	admin := FreeAddr(t)
 	base := []string{"sidecar", "--app-id", appID, "--listen", "unix://" + sock, "--admin-listen", admin,
 		"--state-file", filepath.Join(dir, "config.json"), "--shutdown-grace", "2s"}
-	p := start(t, "outrig#"+appID, nil, append(base, args...)...)
-	waitHTTP(t, "http://"+admin+"/readyz", 200, 20*time.Second)
-	return &sidecarProc{process: p, sock: sock, admin: admin}
+	p := Start(t, "outrig#"+appID, nil, append(base, args...)...)
+	WaitHTTP(t, "http://"+admin+"/readyz", 200, 20*time.Second)
+	return &Sidecar{Process: p, Sock: sock, Admin: admin}
 }
 
-func client(t *testing.T, sock string, opts ...outrig.Option) *outrig.Client {
+// Client connects the Go SDK to a sidecar socket for the test.
+func Client(t testing.TB, sock string, opts ...outrig.Option) *outrig.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -194,7 +210,8 @@ func client(t *testing.T, sock string, opts ...outrig.Option) *outrig.Client {
 	return c
 }
 
-func eventually(t *testing.T, what string, d time.Duration, f func() error) {
+// Eventually retries f until it returns nil or d passes.
+func Eventually(t testing.TB, what string, d time.Duration, f func() error) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
