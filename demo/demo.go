@@ -33,6 +33,8 @@ type Options struct {
 	Out io.Writer
 	// Keep leaves the work folder (logs) in place.
 	Keep bool
+	// Backends that must answer before the demo starts, name → address.
+	Backends map[string]string
 }
 
 type proc struct {
@@ -50,6 +52,13 @@ type runner struct {
 
 // Run runs the demo; it returns an error when a step failed.
 func Run(ctx context.Context, opts Options) (err error) {
+	for name, addr := range opts.Backends {
+		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+		if err != nil {
+			return fmt.Errorf("backend %s at %s does not answer (%v): run `scripts/backends.sh up %s`", name, addr, err, name)
+		}
+		c.Close()
+	}
 	dir, err := os.MkdirTemp("", "outrig-demo-")
 	if err != nil {
 		return err

@@ -222,3 +222,19 @@ func grep(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+func TestDemoOnRealBackends(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	root := testenv.RepoRoot()
+	cmd := execCommand(ctx, filepath.Join(testenv.BinDir, "outrig"), "demo", "--backends", "real", "--bin-dir", testenv.BinDir,
+		"--resources", filepath.Join(root, "examples", "resources-real"), "--extra", filepath.Join(root, "examples", "demo-extra"))
+	out, err := cmd.CombinedOutput()
+	t.Logf("demo output:\n%s", out)
+	if err != nil {
+		t.Fatalf("outrig demo --backends real failed (are Redis and Kafka up? scripts/backends.sh up redis kafka): %v", err)
+	}
+	if !strings.Contains(string(out), "summary: 5 passed, 0 failed") {
+		t.Fatal("not every step passed")
+	}
+}
