@@ -64,7 +64,7 @@ type Options struct {
 	GRPCOptions []grpc.ServerOption
 	// Services are extra gRPC services served next to ADS and the registry
 	// (the embedded broker). Each is closed before the server stops, so
-	// that its long-lived streams end.
+	// that its long-lived streams end, or when Start/Run fails.
 	Services []Service
 }
 
@@ -183,6 +183,7 @@ func (cp *ControlPlane) start(ctx context.Context, addr string) (string, func(),
 		return "", nil, nil, errors.New("control plane already started")
 	}
 	if err := cp.dir.load(); err != nil {
+		cp.closeServices()
 		return "", nil, nil, err
 	}
 	hold := cp.opts.EndpointsHold
@@ -198,6 +199,7 @@ func (cp *ControlPlane) start(ctx context.Context, addr string) (string, func(),
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		_ = cp.dir.watcher.Close()
+		cp.closeServices()
 		return "", nil, nil, fmt.Errorf("control plane listen %s: %w", addr, err)
 	}
 	gopts := append([]grpc.ServerOption{
@@ -228,9 +230,7 @@ func (cp *ControlPlane) start(ctx context.Context, addr string) (string, func(),
 		once.Do(func() {
 			cancel()
 			cp.xds.Close() // end the long-lived streams so GracefulStop can finish
-			for _, svc := range cp.opts.Services {
-				_ = svc.Close()
-			}
+			cp.closeServices()
 			done := make(chan struct{})
 			go func() { g.GracefulStop(); close(done) }()
 			select {
@@ -249,6 +249,14 @@ func (cp *ControlPlane) start(ctx context.Context, addr string) (string, func(),
 	}()
 	cp.log.Info("control plane serving", "addr", lis.Addr().String(), "resources", cp.opts.ResourcesDir)
 	return lis.Addr().String(), stop, errc, nil
+}
+
+func (cp *ControlPlane) closeServices() {
+	for _, svc := range cp.opts.Services {
+		if err := svc.Close(); err != nil {
+			cp.log.Warn("closing a control plane service failed", "error", err)
+		}
+	}
 }
 
 // publishConfig pushes the directory's union; the xDS server sends only

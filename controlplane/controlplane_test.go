@@ -14,9 +14,13 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 
+	brokerv1 "github.com/outrig/outrig/api/gen/outrig/broker/v1"
 	configv1 "github.com/outrig/outrig/api/gen/outrig/config/v1"
+	"github.com/outrig/outrig/broker"
 	"github.com/outrig/outrig/xds/client"
 	"github.com/outrig/outrig/xds/registry"
 	"github.com/outrig/outrig/xds/resource"
@@ -485,5 +489,71 @@ func TestRestartKeepsEndpointsWhileInstancesReRegister(t *testing.T) {
 	rec.none(t, time.Second) // neither the component nor the endpoints were resent or removed
 	if _, ok := c.Cached(resource.ServiceEndpointsType, "billing"); !ok {
 		t.Fatal("the sidecar lost billing's endpoints across the restart")
+	}
+}
+
+func TestExtraServiceServedAndClosed(t *testing.T) {
+	dir := t.TempDir()
+	b, err := broker.NewServer(broker.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := New(Options{ResourcesDir: dir, Logger: slog.New(slog.DiscardHandler), Services: []Service{b}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, stop, err := cp.Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	bc := brokerv1.NewBrokerClient(conn)
+	if _, err := bc.Publish(context.Background(), &brokerv1.PublishRequest{Topic: "t", Data: []byte("x")}); err != nil {
+		t.Fatalf("broker not served next to ADS: %v", err)
+	}
+	// A long-lived stream of the service does not hold up stop.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st, err := bc.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Send(&brokerv1.SubscribeRequest{Request: &brokerv1.SubscribeRequest_Subscription{
+		Subscription: &brokerv1.Subscription{Topic: "t", Group: "g"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Recv(); err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(4 * time.Second):
+		t.Fatal("stop waited for the service's stream")
+	}
+	if _, err := b.Publish(context.Background(), &brokerv1.PublishRequest{Topic: "t"}); err == nil {
+		t.Error("service not closed by stop")
+	}
+}
+
+func TestServicesClosedWhenStartFails(t *testing.T) {
+	b, err := broker.NewServer(broker.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := New(Options{ResourcesDir: filepath.Join(t.TempDir(), "missing"), Logger: slog.New(slog.DiscardHandler), Services: []Service{b}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := cp.Start(context.Background()); err == nil {
+		t.Fatal("Start with a missing directory succeeded")
+	}
+	if _, err := b.Publish(context.Background(), &brokerv1.PublishRequest{Topic: "t"}); err == nil {
+		t.Error("service left open after a failed Start")
 	}
 }
