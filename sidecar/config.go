@@ -70,6 +70,9 @@ func newConfigClient(_ context.Context, s *Sidecar, _ *prometheus.Registry) (*co
 	return cc, nil
 }
 
+// endpointsWait bounds the first lookup of an app id's endpoints.
+const endpointsWait = 5 * time.Second
+
 // checkEndpoints rejects endpoint sets with an unusable address.
 func checkEndpoints(updated map[string]proto.Message) map[string]error {
 	var rejected map[string]error
@@ -123,6 +126,9 @@ func (cc *configClient) Endpoints(ctx context.Context, appID string) ([]*configv
 	if m, ok := cc.xds.Cached(resource.ServiceEndpointsType, appID); ok {
 		return m.(*configv1.ServiceEndpoints).GetEndpoints(), nil
 	}
+	// While disconnected the client runs no not-found timer: bound the wait.
+	ctx, cancel := context.WithTimeout(ctx, endpointsWait)
+	defer cancel()
 	m, found, err := cc.xds.Get(ctx, resource.ServiceEndpointsType, appID)
 	if err != nil {
 		return nil, fmt.Errorf("endpoints of %q: %w: %w", appID, errkind.ErrUnavailable, err)

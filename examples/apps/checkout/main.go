@@ -22,6 +22,10 @@ import (
 	outrig "github.com/outrig/outrig/sdk-go"
 )
 
+// cartKey is unique per run, so the demo can run again on a persistent
+// store (Redis) without meeting its previous run's ETags.
+var cartKey = fmt.Sprintf("cart-%d", time.Now().UnixNano())
+
 type step struct {
 	name string
 	run  func(ctx context.Context, c *outrig.Client) (string, error)
@@ -59,30 +63,30 @@ func main() {
 }
 
 func stateSaveGet(ctx context.Context, c *outrig.Client) (string, error) {
-	if err := c.SaveState(ctx, "statestore", "cart-42", []byte(`{"items":3}`)); err != nil {
+	if err := c.SaveState(ctx, "statestore", cartKey, []byte(`{"items":3}`)); err != nil {
 		return "", err
 	}
-	it, err := c.GetState(ctx, "statestore", "cart-42")
+	it, err := c.GetState(ctx, "statestore", cartKey)
 	if err != nil {
 		return "", err
 	}
 	if !it.Found || string(it.Value) != `{"items":3}` {
 		return "", fmt.Errorf("read back %q (found=%v)", it.Value, it.Found)
 	}
-	return fmt.Sprintf("saved and read cart-42 = %s (etag %s)", it.Value, it.ETag), nil
+	return fmt.Sprintf("saved and read %s = %s (etag %s)", cartKey, it.Value, it.ETag), nil
 }
 
 func stateETagConflict(ctx context.Context, c *outrig.Client) (string, error) {
-	it, err := c.GetState(ctx, "statestore", "cart-42")
+	it, err := c.GetState(ctx, "statestore", cartKey)
 	if err != nil {
 		return "", err
 	}
 	// First writer with the current ETag wins...
-	if err := c.SaveState(ctx, "statestore", "cart-42", []byte(`{"items":4}`), outrig.WithETag(it.ETag)); err != nil {
+	if err := c.SaveState(ctx, "statestore", cartKey, []byte(`{"items":4}`), outrig.WithETag(it.ETag)); err != nil {
 		return "", fmt.Errorf("write with current etag: %w", err)
 	}
 	// ...the second writer, still holding the old ETag, loses.
-	err = c.SaveState(ctx, "statestore", "cart-42", []byte(`{"items":5}`), outrig.WithETag(it.ETag))
+	err = c.SaveState(ctx, "statestore", cartKey, []byte(`{"items":5}`), outrig.WithETag(it.ETag))
 	if !errors.Is(err, outrig.ErrETagMismatch) {
 		return "", fmt.Errorf("stale etag: want ErrETagMismatch, got %v", err)
 	}
