@@ -11,6 +11,7 @@ import (
 	cstate "github.com/dapr/components-contrib/state"
 	smemory "github.com/dapr/components-contrib/state/in-memory"
 	"github.com/dapr/kit/logger"
+	"go.uber.org/goleak"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -244,3 +245,5 @@ func TestPolicyRejectedKeepsPrevious(t *testing.T) {
 		t.Fatal("policy not compiled into the table")
 	}
 }
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
