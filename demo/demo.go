@@ -139,8 +139,9 @@ func (r *runner) runCheckout(ctx context.Context, sock, res string) error {
 	for sc.Scan() {
 		line := sc.Text()
 		switch {
-		case strings.HasPrefix(line, "WAIT component "):
-			name := strings.TrimPrefix(line, "WAIT component ")
+		case strings.HasPrefix(line, "WAIT "):
+			f := strings.Fields(line) // WAIT <kind> <name>
+			name := f[len(f)-1]
 			src := filepath.Join(r.opts.Extra, name+".yaml")
 			if err := copyFile(src, filepath.Join(res, name+".yaml")); err != nil {
 				r.say("  !! could not drop %s: %v", src, err)

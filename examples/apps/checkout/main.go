@@ -46,6 +46,7 @@ func main() {
 		{"invoke-orders", invokeOrders},
 		{"publish-subscribe", publishSubscribe},
 		{"component-hot-add", componentHotAdd},
+		{"policy-pushed-live", policyPushedLive},
 	}
 	failed := 0
 	for _, s := range steps {
@@ -127,6 +128,10 @@ func publishSubscribe(ctx context.Context, c *outrig.Client) (string, error) {
 
 func componentHotAdd(ctx context.Context, c *outrig.Client) (string, error) {
 	fmt.Println("WAIT component audit")
+	return useNewComponent(ctx, c)
+}
+
+func useNewComponent(ctx context.Context, c *outrig.Client) (string, error) {
 	start := time.Now()
 	deadline := start.Add(15 * time.Second)
 	for {
@@ -156,6 +161,61 @@ func componentHotAdd(ctx context.Context, c *outrig.Client) (string, error) {
 func hasComponent(md *outrig.Metadata, name string) bool {
 	for _, comp := range md.Components {
 		if strings.EqualFold(comp.Name, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// policyPushedLive asks for a rate-limit policy on orders/CreateOrder, waits
+// until the sidecar has it in force, then fires a burst: about 5 calls pass
+// and the rest are rejected with ErrRateLimited, while GetOrder is untouched.
+func policyPushedLive(ctx context.Context, c *outrig.Client) (string, error) {
+	fmt.Println("WAIT policy orders-create-limit")
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		md, err := c.GetMetadata(ctx)
+		if err != nil {
+			return "", err
+		}
+		if hasPolicy(md, "orders-create-limit") {
+			break
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("policy did not arrive within 15s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ok, limited := 0, 0
+	var retryAfter time.Duration
+	for i := 0; i < 20; i++ {
+		_, err := c.Invoke(ctx, "orders", "CreateOrder", []byte(fmt.Sprintf(`{"id":"burst-%d"}`, i)))
+		switch {
+		case err == nil:
+			ok++
+		case errors.Is(err, outrig.ErrRateLimited):
+			limited++
+			if d, has := outrig.RetryAfter(err); has {
+				retryAfter = d
+			}
+		default:
+			return "", fmt.Errorf("call %d: %w", i, err)
+		}
+	}
+	for i := 0; i < 10; i++ {
+		if _, err := c.Invoke(ctx, "orders", "GetOrder", []byte("o-1001")); err != nil {
+			return "", fmt.Errorf("GetOrder under the CreateOrder limit: %w", err)
+		}
+	}
+	if limited == 0 || ok < 4 || ok > 7 {
+		return "", fmt.Errorf("burst of 20: %d passed, %d rate limited; want about 5 passed", ok, limited)
+	}
+	return fmt.Sprintf("burst of 20 CreateOrder: %d passed, %d rate limited (retry after %s); 10 GetOrder all passed", ok, limited, retryAfter), nil
+}
+
+func hasPolicy(md *outrig.Metadata, name string) bool {
+	for _, p := range md.Policies {
+		if p.Name == name {
 			return true
 		}
 	}
