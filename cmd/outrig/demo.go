@@ -15,7 +15,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	binDir := filepath.Dir(self)
 	bins := fs.String("bin-dir", binDir, "folder holding outrig, checkout-app and orders-app")
 	backends := fs.String("backends", "memory", "memory (in-memory components, nothing to run) or real (Redis and Kafka from scripts/backends.sh)")
-	resources := fs.String("resources", "", "YAML the control plane starts with, copied to a temporary folder (default examples/resources, or examples/resources-real with --backends real)")
+	resources := fs.String("resources", "", "YAML the control plane starts with, copied to a temporary folder; empty: examples/resources, or examples/resources-real with --backends real")
 	extra := fs.String("extra", "examples/demo-extra", "YAML files dropped into the resources folder while the demo runs")
 	keep := fs.Bool("keep", false, "keep the work folder with every process's log")
 	if err := parse(fs, args); err != nil {

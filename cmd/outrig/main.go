@@ -89,9 +89,25 @@ func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: outrig %s\n\nflags:\n", synopsis)
-		fs.PrintDefaults()
+		printFlags(fs)
 	}
 	return fs
+}
+
+// printFlags lists every flag with its default, empty ones included
+// (flag.PrintDefaults leaves zero defaults out).
+func printFlags(fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		name, usage := flag.UnquoteUsage(f)
+		if name != "" {
+			name = " " + name
+		}
+		def := f.DefValue
+		if _, isString := f.Value.(interface{ IsBoolFlag() bool }); !isString && (name == " string" || name == " value") {
+			def = fmt.Sprintf("%q", def)
+		}
+		fmt.Fprintf(fs.Output(), "  --%s%s\n    \t%s (default %s)\n", f.Name, name, usage, def)
+	})
 }
 
 func parse(fs *flag.FlagSet, args []string) error {

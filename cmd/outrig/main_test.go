@@ -1,0 +1,48 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestHelpListsEveryFlagWithDefault(t *testing.T) {
+	for _, c := range commands() {
+		if c.name == "version" {
+			continue
+		}
+		var out, errb bytes.Buffer
+		if code := run([]string{c.name, "--help"}, &out, &errb); code != 0 {
+			t.Errorf("%s --help: exit %d", c.name, code)
+		}
+		help := errb.String()
+		flags := strings.Count(help, "\n  --")
+		if (flags == 0 && c.name != "validate") || strings.Count(help, "(default ") != flags {
+			t.Errorf("%s --help: %d flags, %d defaults:\n%s", c.name, flags, strings.Count(help, "(default "), help)
+		}
+	}
+}
+
+func TestUnknownCommandAndBadFlags(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"nosuch"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), `unknown command "nosuch"`) {
+		t.Errorf("unknown command: exit %d, %q", code, errb.String())
+	}
+	errb.Reset()
+	if code := run([]string{"sidecar", "--no-such-flag"}, &out, &errb); code != 2 {
+		t.Errorf("bad flag: exit %d", code)
+	}
+	errb.Reset()
+	if code := run([]string{"sidecar", "--app-id", "a", "--mode", "cluster"}, &out, &errb); code != 2 {
+		t.Errorf("bad mode: exit %d", code)
+	}
+}
+
+func TestValidateExamples(t *testing.T) {
+	for _, dir := range []string{"../../examples/resources", "../../examples/resources-real", "../../examples/demo-extra"} {
+		var out, errb bytes.Buffer
+		if code := run([]string{"validate", dir}, &out, &errb); code != 0 {
+			t.Errorf("validate %s: exit %d\n%s%s", dir, code, out.String(), errb.String())
+		}
+	}
+}
