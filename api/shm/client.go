@@ -28,16 +28,15 @@ type ClientConn struct {
 	ep         *endpoint
 	maxMessage uint32
 	nextStream atomic.Uint64
-	inflight   atomic.Int64
 
-	mu       sync.Mutex
-	pending  map[uint64]*call // nil once closed
-	released chan struct{}    // closed after the segment is unmapped
+	mu      sync.Mutex
+	pending map[uint64]*call // nil once closed
 }
 
 type call struct {
-	method uint16
-	ch     chan reply // buffered 1; the reader sends at most once
+	method  uint16
+	arrived atomic.Bool // set before the reply is sent on ch
+	ch      chan reply  // buffered 1; the reader sends at most once
 }
 
 type reply struct {
@@ -87,11 +86,9 @@ func Dial(ctx context.Context, socketPath string, opts DialOptions) (*ClientConn
 	c := &ClientConn{
 		maxMessage: l.maxMessage,
 		pending:    make(map[uint64]*call),
-		released:   make(chan struct{}),
 	}
 	c.ep = newEndpoint(conn, mem, l, roleClient, c, opts.Spin, 1<<16)
-	c.ep.spinGate = func() bool { return c.inflight.Load() > 0 }
-	c.ep.start()
+	go c.watchIdle()
 	return c, nil
 }
 
@@ -212,8 +209,6 @@ func (c *ClientConn) Call(ctx context.Context, methodID uint16, req []byte) ([]b
 	}
 	c.pending[id] = cl
 	c.mu.Unlock()
-	c.inflight.Add(1)
-	defer c.inflight.Add(-1)
 
 	if err := c.ep.send(ctx, FrameHeader{Method: methodID, Stream: id, TimeoutMicros: timeout}, req, true); err != nil {
 		c.forget(id)
@@ -222,22 +217,75 @@ func (c *ClientConn) Call(ctx context.Context, methodID uint16, req []byte) ([]b
 		}
 		return nil, err
 	}
-	select {
-	case r := <-cl.ch:
-		return r.payload, r.err
-	case <-ctx.Done():
-		if c.forget(id) {
-			c.ep.cancelStream(methodID, id)
-		}
-		return nil, status.FromContextError(ctx.Err()).Err()
-	case <-c.ep.done:
+	return c.await(ctx, cl, id)
+}
+
+// await waits for the reply of call id. While no other goroutine performs
+// the reader duties, the caller does, so that a lone caller is woken by the
+// kernel directly (SPEC.md §6; leader/follower).
+func (c *ClientConn) await(ctx context.Context, cl *call, id uint64) ([]byte, error) {
+	for {
 		select {
 		case r := <-cl.ch:
 			return r.payload, r.err
 		default:
 		}
-		c.forget(id)
-		return nil, c.ep.err
+		if ctx.Err() != nil {
+			return c.abandon(ctx, cl, id)
+		}
+		select {
+		case r := <-cl.ch:
+			return r.payload, r.err
+		case <-c.ep.token:
+			if c.ep.readTurn(ctx, cl.arrived.Load) == nil {
+				r := <-cl.ch
+				return r.payload, r.err
+			}
+		case <-ctx.Done():
+			return c.abandon(ctx, cl, id)
+		case <-c.ep.done:
+			select {
+			case r := <-cl.ch:
+				return r.payload, r.err
+			default:
+			}
+			c.forget(id)
+			return nil, c.ep.err
+		}
+	}
+}
+
+// abandon ends a call whose context ended: the caller is freed now and a
+// CANCEL frame tells the sidecar.
+func (c *ClientConn) abandon(ctx context.Context, cl *call, id uint64) ([]byte, error) {
+	if c.forget(id) {
+		c.ep.cancelStream(cl.method, id)
+	}
+	return nil, status.FromContextError(ctx.Err()).Err()
+}
+
+// idleCheck is how often a connection with no reader checks for a dead
+// sidecar; while calls wait, their reader notices at once.
+const idleCheck = 100 * time.Millisecond
+
+// watchIdle periodically performs the reader duties without sleeping when
+// no caller does, so that the death of an idle sidecar closes the
+// connection (Done) and stray replies and doorbells are consumed.
+func (c *ClientConn) watchIdle() {
+	t := time.NewTicker(idleCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ep.done:
+			return
+		case <-t.C:
+		}
+		select {
+		case <-c.ep.token:
+			_ = c.ep.pollOnce()
+			c.ep.putToken()
+		default: // a caller is reading
+		}
 	}
 }
 
@@ -269,12 +317,14 @@ func (c *ClientConn) Err() error {
 // Close closes the connection: calls in flight fail with UNAVAILABLE and the
 // segment is unmapped before Close returns. Closing twice is harmless.
 func (c *ClientConn) Close() error {
-	c.ep.fail(newError(codes.Unavailable, nil, "connection closed by the client"))
-	<-c.released
+	c.ep.closeAndRelease(newError(codes.Unavailable, nil, "connection closed by the client"))
 	return nil
 }
 
-// onMessage matches a response to its caller (reader goroutine).
+func (c *ClientConn) reserve() bool    { return true }
+func (c *ClientConn) canReserve() bool { return true }
+
+// onMessage matches a response to its caller (loop goroutine).
 func (c *ClientConn) onMessage(h FrameHeader, payload []byte) error {
 	c.mu.Lock()
 	cl := c.pending[h.Stream]
@@ -288,11 +338,12 @@ func (c *ClientConn) onMessage(h FrameHeader, payload []byte) error {
 	if cl.method != h.Method {
 		return frameErr("method", "response of stream %d has method %d, the request had %d", h.Stream, h.Method, cl.method)
 	}
+	r := reply{payload: payload}
 	if h.Flags&FlagError != 0 {
-		cl.ch <- reply{err: decodeStatus(payload)}
-	} else {
-		cl.ch <- reply{payload: payload}
+		r = reply{err: decodeStatus(payload)}
 	}
+	cl.arrived.Store(true)
+	cl.ch <- r
 	return nil
 }
 
@@ -304,5 +355,4 @@ func (c *ClientConn) onClose(*Error) {
 	c.mu.Lock()
 	c.pending = nil
 	c.mu.Unlock()
-	close(c.released)
 }

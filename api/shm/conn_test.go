@@ -444,3 +444,46 @@ func TestListenReplacesStaleSocket(t *testing.T) {
 	}
 	s2.Close()
 }
+
+// A handler that has been fast runs on the reader's goroutine; when one
+// such call suddenly blocks, other calls of the connection are still served.
+func TestInlineHandlerThatBlocksIsRescued(t *testing.T) {
+	checkLeaks(t)
+	release := make(chan struct{})
+	s := startServer(t, ServerOptions{}, HandlerFunc(func(ctx context.Context, _ uint16, req []byte) ([]byte, error) {
+		if string(req) == "block" {
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		}
+		return req, nil
+	}))
+	c := dial(t, s.Addr(), DialOptions{})
+	for i := 0; i < 50; i++ { // make the method fast on average
+		if _, err := c.Call(context.Background(), MethodGetState, []byte("fast")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	blocked := make(chan error, 1)
+	go func() {
+		_, err := c.Call(context.Background(), MethodGetState, []byte("block"))
+		blocked <- err
+	}()
+	waitFor(t, "the blocking call to run", time.Second, func() bool { return s.Stats().CallsInFlight == 1 })
+	for i := 0; i < 20; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		resp, err := c.Call(ctx, MethodGetState, []byte("other"))
+		cancel()
+		if err != nil || string(resp) != "other" {
+			t.Fatalf("call %d while an inline handler blocks: %q, %v", i, resp, err)
+		}
+	}
+	if s.Stats().Rescues == 0 {
+		t.Error("no rescue counted although the inline handler blocked")
+	}
+	close(release)
+	if err := <-blocked; err != nil {
+		t.Fatal(err)
+	}
+}

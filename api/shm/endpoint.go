@@ -1,33 +1,38 @@
 package shm
 
 import (
-	"context"
+	"errors"
 	"net"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"google.golang.org/grpc/codes"
 )
 
-// Doorbell bytes sent on the socket after the handshake (SPEC.md §6.3).
+// Doorbell bytes sent on the socket after the handshake (SPEC.md §6.1).
 const (
 	doorbellData  byte = 0x01 // the ring you consume has new frames
 	doorbellSpace byte = 0x02 // the ring you produce into has free space
 )
 
+// errBusy is returned by deliver to stop a drain when the receiver cannot
+// take a message now.
+var errBusy = errors.New("shm: no handler slot")
+
 // receiver gets the complete messages an endpoint reads. Its methods run on
-// the endpoint's reader goroutine, one at a time; they may block only while
-// also watching the endpoint's done channel.
+// the goroutine doing the reader duties, one at a time, and must not block.
 type receiver interface {
-	// onMessage gets a complete message; h.Flags has END set and payload is
-	// owned by the receiver.
+	// reserve is called before a frame that completes a message is
+	// consumed; false leaves the frame in the ring until kickRead.
+	reserve() bool
+	// canReserve reports whether reserve would succeed now.
+	canReserve() bool
+	// onMessage gets a complete message after a successful reserve; h.Flags
+	// has END set and payload is owned by the receiver.
 	onMessage(h FrameHeader, payload []byte) error
 	// onCancel gets a CANCEL frame (server side only).
 	onCancel(h FrameHeader) error
-	// onClose runs once, after the segment is unmapped and both endpoint
-	// goroutines have exited; err says why the endpoint closed.
+	// onClose runs once, after the segment is unmapped; err says why the
+	// endpoint closed.
 	onClose(err *Error)
 }
 
@@ -39,12 +44,18 @@ const (
 )
 
 // endpoint is one side of an established connection: the ring it produces
-// into, the ring it consumes, the socket, and two goroutines — one reads the
-// socket (doorbells and EOF), one drains the consumed ring.
+// into, the ring it consumes and the socket.
+//
+// Reader duties — draining the consumed ring, spinning, sleeping in a read
+// of the socket (doorbells, EOF) — are performed by one goroutine at a time:
+// on the server a dedicated loop goroutine; on the client whichever caller
+// holds the reader token (leader/follower), so that the goroutine woken by
+// the kernel is the one whose reply arrived and no goroutine hand-off sits
+// on the critical path.
 //
 // Writers (send, cancelStream) may be called from any goroutine; they are
-// serialised by wmu, which also guards the mapping: the segment is unmapped
-// only under wmu and after both goroutines have exited.
+// serialised by wmu. The segment is unmapped once, by the last reader, under
+// wmu.
 type endpoint struct {
 	conn       *net.UnixConn
 	recv       receiver
@@ -52,25 +63,33 @@ type endpoint struct {
 	maxFrame   uint32
 	maxMessage uint32
 	maxPartial int
-	spin       time.Duration
-	// spinGate, when set, must return true for the reader to spin before
-	// parking (the client spins only while calls are in flight).
-	spinGate func() bool
+	spinMax    time.Duration
 
 	wmu      sync.Mutex
 	mem      []byte // nil once released
 	tx       *producer
 	stateOff int // our liveness word in the header
 
-	rx      *consumer              // reader goroutine only
-	partial map[uint64]*partialMsg // reader goroutine only
+	// Reader state: only the goroutine performing the reader duties.
+	rx         *consumer
+	partial    map[uint64]*partialMsg
+	txHead     *uint64 // the consumer position of the ring we produce into
+	txHeadSeen uint64
+	spin       time.Duration // current adaptive spin budget
+	handedOff  bool          // a delivered message readied another goroutine
 
-	dataWake  chan struct{} // socket goroutine → reader: DATA doorbell
-	spaceWake chan struct{} // socket goroutine → writer: SPACE doorbell
-	done      chan struct{}
-	failOnce  sync.Once
-	err       *Error // set before done is closed
-	live      atomic.Int32
+	// token, when not nil (client), holds one value while no goroutine
+	// performs the reader duties; taking it grants them.
+	token chan struct{}
+
+	spaceWake    chan struct{} // reader → writer waiting for space
+	spaceWaiting atomic.Bool   // a writer waits on spaceWake
+	wantKick     atomic.Int32  // server reader sleeps until a handler slot frees
+	done         chan struct{}
+	failOnce     sync.Once
+	err          *Error // set before done is closed
+	releaseOnce  sync.Once
+	released     chan struct{}
 
 	bellData, bellSpace [1]byte // read-only after construction
 }
@@ -90,33 +109,43 @@ func newEndpoint(conn *net.UnixConn, mem []byte, l layout, r role, recv receiver
 		maxFrame:   l.maxFrame,
 		maxMessage: l.maxMessage,
 		maxPartial: maxPartial,
+		spinMax:    spin,
 		spin:       spin,
 		mem:        mem,
 		partial:    make(map[uint64]*partialMsg),
-		dataWake:   make(chan struct{}, 1),
 		spaceWake:  make(chan struct{}, 1),
 		done:       make(chan struct{}),
+		released:   make(chan struct{}),
 		bellData:   [1]byte{doorbellData},
 		bellSpace:  [1]byte{doorbellSpace},
 	}
 	if r == roleClient {
 		e.tx, e.rx, e.stateOff = newProducer(req), newConsumer(resp), offClientState
+		e.token = make(chan struct{}, 1)
+		e.token <- struct{}{}
 	} else {
 		e.tx, e.rx, e.stateOff = newProducer(resp), newConsumer(req), offServerState
 	}
+	e.txHead = e.tx.head
+	e.txHeadSeen = atomic.LoadUint64(e.txHead)
 	return e
 }
 
-// start launches the two goroutines.
-func (e *endpoint) start() {
-	e.live.Store(2)
-	go e.sockLoop()
-	go e.readLoop()
+// putToken ends a turn of reader duties: it hands the token on, or, once
+// the endpoint has closed, releases the segment instead (the token is never
+// returned, so no reader can start again).
+func (e *endpoint) putToken() {
+	select {
+	case <-e.done:
+		e.release()
+	default:
+		e.token <- struct{}{}
+	}
 }
 
 // fail closes the endpoint with err (the first error wins) and closes the
-// socket, which the peer sees as our death. Resources are released once
-// both goroutines have exited.
+// socket, which the peer sees as our death and which ends a read in
+// progress. Resources are released by the reader.
 func (e *endpoint) fail(err *Error) {
 	e.failOnce.Do(func() {
 		e.err = err
@@ -131,23 +160,35 @@ func (e *endpoint) closedErr() *Error {
 	return e.err
 }
 
-func (e *endpoint) exit() {
-	if e.live.Add(-1) == 0 {
-		e.release()
-	}
+// release unmaps the segment; it runs once, on the last reader, after fail.
+func (e *endpoint) release() {
+	e.releaseOnce.Do(func() {
+		e.wmu.Lock()
+		if e.mem != nil {
+			atomic.StoreUint32(word32(e.mem, e.stateOff), stateClosed)
+			_ = unmap(e.mem)
+			e.mem, e.tx, e.rx, e.txHead = nil, nil, nil, nil
+		}
+		e.wmu.Unlock()
+		e.partial = nil
+		e.recv.onClose(e.err)
+		close(e.released)
+	})
 }
 
-func (e *endpoint) release() {
-	e.wmu.Lock()
-	if e.mem != nil {
-		word := word32(e.mem, e.stateOff)
-		atomic.StoreUint32(word, stateClosed)
-		_ = unmap(e.mem)
-		e.mem, e.tx, e.rx = nil, nil, nil
+// closeAndRelease closes the endpoint and waits until its segment is
+// unmapped.
+func (e *endpoint) closeAndRelease(err *Error) {
+	e.fail(err)
+	if e.token == nil {
+		<-e.released
+		return
 	}
-	e.wmu.Unlock()
-	e.partial = nil
-	e.recv.onClose(e.err)
+	select {
+	case <-e.token:
+		e.release()
+	case <-e.released:
+	}
 }
 
 func notify(ch chan struct{}) {
@@ -162,115 +203,21 @@ func (e *endpoint) ring(b byte) {
 	if b == doorbellSpace {
 		bell = e.bellSpace[:]
 	}
-	// An error means the peer is gone; sockLoop reports it.
+	// An error means the peer is gone; the reader sees it on its next read.
 	_, _ = e.conn.Write(bell)
 }
 
-// sockLoop reads doorbells until the socket fails; EOF means the peer died
-// or closed (SPEC.md §9).
-func (e *endpoint) sockLoop() {
-	defer e.exit()
-	var buf [64]byte
-	for {
-		n, err := e.conn.Read(buf[:])
-		for _, b := range buf[:n] {
-			switch b {
-			case doorbellData:
-				notify(e.dataWake)
-			case doorbellSpace:
-				notify(e.spaceWake)
-			default:
-				e.fail(newError(codes.Unavailable, nil, "protocol error: unknown doorbell byte 0x%02x", b))
-				return
-			}
-		}
-		if err != nil {
-			e.fail(newError(codes.Unavailable, err, "peer connection lost"))
-			return
-		}
-	}
-}
+// kickRead interrupts a reader sleeping in a read of the socket; it wakes
+// with a deadline error and re-checks its conditions.
+func (e *endpoint) kickRead() { _ = e.conn.SetReadDeadline(time.Now()) }
 
-// readLoop drains the consumed ring, spins briefly when it runs dry, then
-// parks until a DATA doorbell (SPEC.md §6).
-func (e *endpoint) readLoop() {
-	defer e.exit()
-	for {
-		select {
-		case <-e.done:
-			return
-		default:
-		}
-		progress, err := e.drain()
-		if err != nil {
-			e.fail(newError(codes.Unavailable, err, "protocol error from peer"))
-			return
-		}
-		if progress || e.idleSpin() {
-			continue
-		}
-		e.rx.park()
-		if e.rx.pending() {
-			e.rx.unpark()
-			continue
-		}
-		select {
-		case <-e.dataWake:
-		case <-e.done:
-			return
-		}
-		e.rx.unpark()
-	}
-}
-
-// idleSpin polls the consumed ring for up to e.spin; it reports whether
-// frames arrived.
-func (e *endpoint) idleSpin() bool {
-	if e.spin <= 0 || (e.spinGate != nil && !e.spinGate()) {
-		return false
-	}
-	start := time.Now()
-	for i := 1; ; i++ {
-		runtime.Gosched()
-		if e.rx.pending() {
-			return true
-		}
-		if i%8 == 0 && time.Since(start) > e.spin {
-			return false
-		}
-	}
-}
-
-// drain delivers every available frame and frees their space, releasing
-// every quarter ring so a waiting producer can proceed during long batches.
-func (e *endpoint) drain() (progress bool, err error) {
-	start, since := e.rx.pos, e.rx.pos
-	for {
-		h, p, ok, err := e.rx.next()
-		if err != nil {
-			return true, err
-		}
-		if !ok {
-			break
-		}
-		if err := e.deliver(h, p); err != nil {
-			return true, err
-		}
-		if e.rx.pos-since >= e.rx.size/4 {
-			e.releaseRx()
-			since = e.rx.pos
-		}
-	}
-	if e.rx.pos != e.rx.published {
-		e.releaseRx()
-	}
-	return e.rx.pos != start, nil
-}
-
-func (e *endpoint) releaseRx() {
-	e.rx.release()
-	if e.rx.takeProducerParked() {
-		e.ring(doorbellSpace)
+// kickForSlot wakes the server reader if it sleeps waiting for a handler
+// slot. Callers free the slot first; the sequentially consistent atomics
+// order that before the load of wantKick (the reader stores wantKick, then
+// checks the slots).
+func (e *endpoint) kickForSlot() {
+	if e.wantKick.Load() == 1 && e.wantKick.CompareAndSwap(1, 0) {
+		e.kickRead()
 	}
 }
 
@@ -288,12 +235,16 @@ func (e *endpoint) deliver(h FrameHeader, p []byte) error {
 		delete(e.partial, h.Stream)
 		return e.recv.onCancel(h)
 	}
+	if h.Flags&FlagEnd != 0 && !e.recv.reserve() {
+		return errBusy
+	}
 	pm := e.partial[h.Stream]
 	if pm == nil {
 		if uint64(len(p)) > uint64(e.maxMessage) {
 			return frameErr("length", "message of stream %d exceeds max_message %d", h.Stream, e.maxMessage)
 		}
 		if h.Flags&FlagEnd != 0 {
+			e.handedOff = true
 			return e.recv.onMessage(h, append([]byte(nil), p...))
 		}
 		if len(e.partial) >= e.maxPartial {
@@ -313,144 +264,8 @@ func (e *endpoint) deliver(h FrameHeader, p []byte) error {
 		return nil
 	}
 	delete(e.partial, h.Stream)
+	e.handedOff = true
 	first := pm.h
 	first.Flags |= FlagEnd
 	return e.recv.onMessage(first, pm.buf)
-}
-
-// send writes one message as one or more frames (SPEC.md §5.3), waiting for
-// space when the ring is full. ctx (nil = never cancelled) bounds only the
-// waiting: if it ends before the first fragment is published nothing was
-// sent and its error is returned; if it ends later, the rest of the message
-// is replaced by a CANCEL frame written in the background and its error is
-// returned (cancelOnAbort; otherwise the message is completed).
-func (e *endpoint) send(ctx context.Context, h FrameHeader, payload []byte, cancelOnAbort bool) error {
-	chunk := int(e.maxFrame) - FrameHeaderSize
-	e.wmu.Lock()
-	if e.mem == nil {
-		e.wmu.Unlock()
-		return e.closedErr()
-	}
-	sent := false
-	for off := 0; ; {
-		n := min(chunk, len(payload)-off)
-		fh := h
-		if off+n == len(payload) {
-			fh.Flags |= FlagEnd
-		}
-		if e.tx.tryPut(fh, payload[off:off+n]) {
-			sent = true
-			off += n
-			if off == len(payload) {
-				break
-			}
-			continue
-		}
-		if sent && e.tx.takeConsumerParked() {
-			e.ring(doorbellData) // let the consumer free the space we wait for
-		}
-		wctx := ctx
-		if sent && !cancelOnAbort {
-			wctx = nil
-		}
-		if err := e.waitSpace(wctx, e.tx.footprint(uint32(FrameHeaderSize+n))); err != nil {
-			if sent && wctx != nil && wctx.Err() != nil {
-				// Hand our hold of wmu to a goroutine that ends the stream.
-				go e.finishCancel(FrameHeader{Method: h.Method, Flags: FlagCancel | FlagEnd, Stream: h.Stream})
-				return err
-			}
-			e.wmu.Unlock()
-			return err
-		}
-	}
-	wake := e.tx.takeConsumerParked()
-	e.wmu.Unlock()
-	if wake {
-		e.ring(doorbellData)
-	}
-	return nil
-}
-
-// cancelStream sends a CANCEL frame for a stream without blocking the caller.
-func (e *endpoint) cancelStream(method uint16, stream uint64) {
-	cf := FrameHeader{Method: method, Flags: FlagCancel | FlagEnd, Stream: stream}
-	if !e.wmu.TryLock() {
-		go func() {
-			e.wmu.Lock()
-			e.finishCancel(cf)
-		}()
-		return
-	}
-	if e.mem == nil {
-		e.wmu.Unlock()
-		return
-	}
-	if e.tx.tryPut(cf, nil) {
-		wake := e.tx.takeConsumerParked()
-		e.wmu.Unlock()
-		if wake {
-			e.ring(doorbellData)
-		}
-		return
-	}
-	go e.finishCancel(cf)
-}
-
-// finishCancel runs with wmu held and writes cf once space allows or the
-// endpoint closes; it unlocks wmu.
-func (e *endpoint) finishCancel(cf FrameHeader) {
-	for e.mem != nil {
-		if e.tx.tryPut(cf, nil) {
-			wake := e.tx.takeConsumerParked()
-			e.wmu.Unlock()
-			if wake {
-				e.ring(doorbellData)
-			}
-			return
-		}
-		if e.waitSpace(nil, e.tx.footprint(FrameHeaderSize)) != nil {
-			break
-		}
-	}
-	e.wmu.Unlock()
-}
-
-// waitSpace waits, holding wmu, until need bytes are free in the produced
-// ring: it spins for e.spin, then parks until a SPACE doorbell (SPEC.md §6.4).
-func (e *endpoint) waitSpace(ctx context.Context, need uint64) error {
-	var ctxDone <-chan struct{}
-	if ctx != nil {
-		ctxDone = ctx.Done()
-	}
-	if e.spin > 0 {
-		start := time.Now()
-		for i := 1; ; i++ {
-			if e.tx.fits(need) {
-				return nil
-			}
-			if i%8 == 0 && time.Since(start) > e.spin {
-				break
-			}
-			runtime.Gosched()
-		}
-	}
-	for {
-		e.tx.park()
-		if e.tx.fits(need) {
-			e.tx.unpark()
-			return nil
-		}
-		select {
-		case <-e.spaceWake:
-		case <-ctxDone:
-			e.tx.unpark()
-			return ctx.Err()
-		case <-e.done:
-			return e.err
-		}
-		e.tx.unpark()
-		if e.tx.fits(need) {
-			return nil
-		}
-	}
 }

@@ -8,7 +8,7 @@ import (
 // DefaultSpin is how long a reader polls its ring after it ran dry before it
 // parks on the socket (see SPEC.md §6). Measured on a 2-core machine; see
 // docs/benchmarks.md.
-const DefaultSpin = 20 * time.Microsecond
+const DefaultSpin = 5 * time.Microsecond
 
 // DefaultHandshakeTimeout bounds a handshake when the context has no deadline.
 const DefaultHandshakeTimeout = 5 * time.Second

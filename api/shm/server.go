@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 // Handler serves the calls of shared-memory connections.
@@ -67,6 +66,9 @@ type ServerStats struct {
 	CallsInFlight int64
 	// Calls counts handler invocations; CallsCancelled those the client cancelled.
 	Calls, CallsCancelled int64
+	// Rescues counts inline handlers that overran, so that another goroutine
+	// took over reading requests.
+	Rescues int64
 }
 
 // Server accepts shared-memory connections on a Unix socket.
@@ -87,7 +89,8 @@ type Server struct {
 	closed  bool
 	wg      sync.WaitGroup // handshakes, connections until unmapped, handlers
 
-	conns64, connsTotal, hsFailures, mapped, inflight, calls, cancelled atomic.Int64
+	conns64, connsTotal, hsFailures, mapped, inflight, calls, cancelled, rescues atomic.Int64
+	costs                                                                        methodCosts
 }
 
 // Listen creates the Unix socket at socketPath. A stale socket file left by a
@@ -198,7 +201,7 @@ func (s *Server) accept(conn *net.UnixConn, h Handler) {
 	s.conns64.Add(1)
 	s.connsTotal.Add(1)
 	s.mapped.Add(int64(sc.mapped))
-	sc.ep.start()
+	go sc.serve()
 }
 
 // handshake runs SPEC.md §8 from the server side.
@@ -264,15 +267,7 @@ func (s *Server) handshake(conn *net.UnixConn, h Handler) (*serverConn, error) {
 	_ = conn.SetDeadline(time.Time{})
 
 	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), peerKey{}, Peer{AppID: hi.appID, PID: pid, UID: uid}))
-	sc := &serverConn{
-		s:        s,
-		h:        h,
-		ctx:      ctx,
-		cancel:   cancel,
-		sem:      make(chan struct{}, s.opts.MaxConcurrentCalls),
-		inflight: make(map[uint64]*serverCall),
-		mapped:   l.segmentSize,
-	}
+	sc := newServerConn(s, h, ctx, cancel, l.segmentSize)
 	sc.ep = newEndpoint(conn, mem, l, roleServer, sc, s.opts.Spin, s.opts.MaxConcurrentCalls)
 	return sc, nil
 }
@@ -326,104 +321,6 @@ func (s *Server) Stats() ServerStats {
 		CallsInFlight:     s.inflight.Load(),
 		Calls:             s.calls.Load(),
 		CallsCancelled:    s.cancelled.Load(),
+		Rescues:           s.rescues.Load(),
 	}
-}
-
-// serverConn is one established connection on the server.
-type serverConn struct {
-	s      *Server
-	h      Handler
-	ep     *endpoint
-	ctx    context.Context // carries the Peer; cancelled when the connection closes
-	cancel context.CancelFunc
-	sem    chan struct{}
-	mapped uint64
-
-	mu       sync.Mutex
-	inflight map[uint64]*serverCall
-}
-
-type serverCall struct {
-	cancel    context.CancelFunc
-	cancelled atomic.Bool // by a CANCEL frame: no response is sent
-}
-
-// onMessage starts a handler for a complete request (reader goroutine). When
-// MaxConcurrentCalls handlers run it waits, which stops reading requests.
-func (sc *serverConn) onMessage(h FrameHeader, payload []byte) error {
-	sc.mu.Lock()
-	_, dup := sc.inflight[h.Stream]
-	sc.mu.Unlock()
-	if dup {
-		return frameErr("stream", "%d is already in flight", h.Stream)
-	}
-	select {
-	case sc.sem <- struct{}{}:
-	case <-sc.ep.done:
-		return nil
-	}
-	var ctx context.Context
-	var cancel context.CancelFunc
-	if h.TimeoutMicros != 0 {
-		ctx, cancel = context.WithTimeout(sc.ctx, time.Duration(h.TimeoutMicros)*time.Microsecond)
-	} else {
-		ctx, cancel = context.WithCancel(sc.ctx)
-	}
-	c := &serverCall{cancel: cancel}
-	sc.mu.Lock()
-	sc.inflight[h.Stream] = c
-	sc.mu.Unlock()
-	sc.s.wg.Add(1)
-	sc.s.inflight.Add(1)
-	sc.s.calls.Add(1)
-	go sc.run(ctx, c, h, payload)
-	return nil
-}
-
-func (sc *serverConn) run(ctx context.Context, c *serverCall, h FrameHeader, req []byte) {
-	defer sc.s.wg.Done()
-	defer sc.s.inflight.Add(-1)
-	defer func() { <-sc.sem }()
-	defer c.cancel()
-	resp, err := sc.h.Handle(ctx, h.Method, req)
-	sc.mu.Lock()
-	delete(sc.inflight, h.Stream)
-	sc.mu.Unlock()
-	if c.cancelled.Load() {
-		return
-	}
-	out := FrameHeader{Method: h.Method, Stream: h.Stream}
-	switch {
-	case err != nil:
-		out.Flags, resp = FlagError, encodeStatus(err)
-	case uint64(len(resp)) > uint64(sc.ep.maxMessage):
-		out.Flags, resp = FlagError, encodeStatus(status.Errorf(codes.ResourceExhausted,
-			"shm: response of %d bytes exceeds the max message size %d", len(resp), sc.ep.maxMessage))
-	}
-	// An error means the connection closed; the client learns that by itself.
-	_ = sc.ep.send(nil, out, resp, false)
-}
-
-// onCancel stops the handler of a stream the client abandoned.
-func (sc *serverConn) onCancel(h FrameHeader) error {
-	sc.mu.Lock()
-	c := sc.inflight[h.Stream]
-	sc.mu.Unlock()
-	if c != nil && !c.cancelled.Swap(true) {
-		sc.s.cancelled.Add(1)
-		c.cancel()
-	}
-	return nil
-}
-
-// onClose runs after the segment is unmapped.
-func (sc *serverConn) onClose(*Error) {
-	sc.cancel()
-	s := sc.s
-	s.mu.Lock()
-	delete(s.conns, sc)
-	s.mu.Unlock()
-	s.conns64.Add(-1)
-	s.mapped.Add(-int64(sc.mapped))
-	s.wg.Done()
 }

@@ -212,3 +212,28 @@ func peerCred(conn *net.UnixConn) (pid, uid int, err error) {
 	}
 	return int(cred.Pid), int(cred.Uid), nil
 }
+
+// readNonBlocking performs one read of what the socket holds now, without
+// waiting; eof reports an orderly close by the peer.
+func readNonBlocking(conn *net.UnixConn, b []byte) (n int, eof bool, err error) {
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		return 0, false, err
+	}
+	var rerr error
+	if err := raw.Read(func(fd uintptr) bool {
+		n, rerr = unix.Read(int(fd), b)
+		return true
+	}); err != nil {
+		return 0, false, err
+	}
+	switch {
+	case rerr == unix.EAGAIN:
+		return 0, false, nil
+	case rerr != nil:
+		return 0, false, rerr
+	case n == 0:
+		return 0, true, nil
+	}
+	return n, false, nil
+}

@@ -20,3 +20,5 @@ func removePath(string)                                        {}
 func writeMsgFD(*net.UnixConn, []byte, int) error              { return errUnsupported }
 func readMsgFD(*net.UnixConn) (byte, []byte, []int, error)     { return 0, nil, nil, errUnsupported }
 func peerCred(*net.UnixConn) (int, int, error)                 { return 0, -1, errUnsupported }
+
+func readNonBlocking(*net.UnixConn, []byte) (int, bool, error) { return 0, false, errUnsupported }

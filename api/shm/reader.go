@@ -1,0 +1,200 @@
+package shm
+
+import (
+	"errors"
+	"os"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/codes"
+)
+
+// readUntil performs the reader duties — drain the consumed ring, spin
+// briefly when it is empty, then sleep in a read of the socket until a
+// doorbell, a kick or EOF (SPEC.md §6) — until stop (nil = never) reports
+// true, ctxDone closes (its caller kicks the read) or the endpoint closes.
+// It returns nil when stop held, errStopped for ctxDone, else the endpoint's
+// error. One goroutine at a time.
+func (e *endpoint) readUntil(stop func() bool, ctxDone <-chan struct{}) error {
+	var buf [64]byte
+	for {
+		select {
+		case <-e.done:
+			return e.err
+		case <-ctxDone:
+			return errStopped
+		default:
+		}
+		progress, busy, err := e.drain()
+		if err != nil {
+			e.fail(newError(codes.Unavailable, err, "protocol error from peer"))
+			return e.err
+		}
+		e.pollSpace()
+		if stop != nil && stop() {
+			return nil
+		}
+		if progress {
+			if e.handedOff && e.role == roleServer {
+				// Let the goroutines we just readied (handlers) run on
+				// this thread now, before an idle thread is woken to
+				// steal them: cross-thread wake-ups are what cost here.
+				e.handedOff = false
+				runtime.Gosched()
+			}
+			continue
+		}
+		if busy {
+			e.wantKick.Store(1)
+			if e.recv.canReserve() {
+				e.wantKick.Store(0)
+				continue
+			}
+		} else {
+			if e.idleSpin(stop) {
+				continue
+			}
+			e.rx.park()
+			if e.rx.pending() || (stop != nil && stop()) {
+				e.rx.unpark()
+				continue
+			}
+		}
+		n, err := e.conn.Read(buf[:])
+		if busy {
+			e.wantKick.Store(0)
+		} else {
+			e.rx.unpark()
+		}
+		if perr := e.doorbells(buf[:n]); perr != nil {
+			return perr
+		}
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) { // kicked
+				_ = e.conn.SetReadDeadline(time.Time{})
+				continue
+			}
+			e.fail(newError(codes.Unavailable, err, "peer connection lost"))
+			return e.err
+		}
+	}
+}
+
+// errStopped reports that readUntil returned because ctxDone closed.
+var errStopped = errors.New("shm: reader stopped")
+
+// doorbells handles bytes read from the socket.
+func (e *endpoint) doorbells(b []byte) error {
+	for _, c := range b {
+		switch c {
+		case doorbellData:
+		case doorbellSpace:
+			notify(e.spaceWake)
+		default:
+			e.fail(newError(codes.Unavailable, nil, "protocol error: unknown doorbell byte 0x%02x", c))
+			return e.err
+		}
+	}
+	return nil
+}
+
+// pollOnce performs the reader duties once without sleeping: it drains the
+// ring and reads what the socket holds (the client's idle check for a dead
+// sidecar). It returns the endpoint's error once closed.
+func (e *endpoint) pollOnce() error {
+	if _, _, err := e.drain(); err != nil {
+		e.fail(newError(codes.Unavailable, err, "protocol error from peer"))
+		return e.err
+	}
+	var buf [64]byte
+	n, eof, err := readNonBlocking(e.conn, buf[:])
+	if perr := e.doorbells(buf[:n]); perr != nil {
+		return perr
+	}
+	if eof || err != nil {
+		e.fail(newError(codes.Unavailable, err, "peer connection lost"))
+		return e.err
+	}
+	return nil
+}
+
+// pollSpace wakes a writer waiting for space when the peer consumed from
+// our produced ring: while the reader is busy it does not read the socket,
+// so it may not see the SPACE doorbell soon.
+func (e *endpoint) pollSpace() {
+	if !e.spaceWaiting.Load() {
+		return
+	}
+	if h := atomic.LoadUint64(e.txHead); h != e.txHeadSeen {
+		e.txHeadSeen = h
+		notify(e.spaceWake)
+	}
+}
+
+// Adaptive spin: a spin that catches data doubles the budget (up to the
+// configured maximum), one that times out halves it (down to a floor of
+// 1/spinFloorDiv of the maximum), so a peer that answers slowly — a handler
+// waiting on Redis — costs almost no spinning, and a fast one is caught
+// without a syscall.
+const spinFloorDiv = 16
+
+// idleSpin polls the consumed ring (and stop) for up to the current budget;
+// it reports whether there is something to do.
+func (e *endpoint) idleSpin(stop func() bool) bool {
+	if e.spinMax <= 0 {
+		return false
+	}
+	start := time.Now()
+	for i := 1; ; i++ {
+		runtime.Gosched()
+		if e.rx.pending() || (stop != nil && stop()) {
+			e.spin = min(e.spinMax, 2*e.spin)
+			return true
+		}
+		if i%8 == 0 && time.Since(start) > e.spin {
+			e.spin = max(e.spinMax/spinFloorDiv, e.spin/2)
+			return false
+		}
+	}
+}
+
+// drain delivers every available frame and frees their space, releasing
+// every quarter ring so a waiting producer can proceed during long batches.
+// busy reports that it stopped at a request for which no handler slot was
+// free; that frame stays in the ring.
+func (e *endpoint) drain() (progress, busy bool, err error) {
+	start, since := e.rx.pos, e.rx.pos
+	for {
+		at := e.rx.pos
+		h, p, ok, err := e.rx.next()
+		if err != nil {
+			return true, false, err
+		}
+		if !ok {
+			break
+		}
+		if err := e.deliver(h, p); err != nil {
+			if err != errBusy {
+				return true, false, err
+			}
+			e.rx.pos, busy = at, true
+			break
+		}
+		if e.rx.pos-since >= e.rx.size/4 {
+			e.releaseRx()
+			since = e.rx.pos
+		}
+	}
+	if e.rx.pos != e.rx.published {
+		e.releaseRx()
+	}
+	return e.rx.pos != start, busy, nil
+}
+
+func (e *endpoint) releaseRx() {
+	e.rx.release()
+	if e.rx.takeProducerParked() {
+		e.ring(doorbellSpace)
+	}
+}

@@ -1,0 +1,239 @@
+package shm
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Inline dispatch. Starting a goroutine per request costs, on an idle
+// machine, a wake-up of another OS thread, which measured here as the
+// largest single cost of a round trip. So the reader runs the handler of the
+// last request of a batch itself when that method has been fast (average
+// under inlineMax), and starts goroutines for the others. While it runs a
+// handler nobody reads requests; if the handler overruns, a rescue timer
+// hands the reader duties to a new goroutine (Go's timers are coarse when
+// the process is idle — about a millisecond — so the average decides, the
+// timer only guarantees progress).
+const (
+	inlineMax   = 10 * time.Microsecond
+	rescueAfter = 50 * time.Microsecond
+	// costSlots bounds the method ids whose cost is tracked; others are
+	// never run inline.
+	costSlots = 64
+)
+
+// methodCosts tracks the average handler duration per method id (ns,
+// exponentially weighted, updates may race and lose one sample).
+type methodCosts [costSlots]atomic.Int64
+
+func (m *methodCosts) fast(method uint16) bool {
+	return int(method) < costSlots && time.Duration(m[method].Load()) < inlineMax
+}
+
+func (m *methodCosts) record(method uint16, d time.Duration) {
+	if int(method) >= costSlots {
+		return
+	}
+	old := m[method].Load()
+	m[method].Store(old + (int64(d)-old)/8)
+}
+
+// serverConn is one established connection on the server.
+type serverConn struct {
+	s      *Server
+	h      Handler
+	ep     *endpoint
+	ctx    context.Context // carries the Peer; cancelled when the connection closes
+	cancel context.CancelFunc
+	mapped uint64
+	// slots counts running handlers, at most maxCalls (reader reserves,
+	// handlers free).
+	slots    atomic.Int64
+	maxCalls int64
+
+	// Reader-owned: the request to run inline after the current drain.
+	next    job
+	hasNext bool
+	// vacant is true while the reader runs a handler inline; whoever sets
+	// it back to false (the reader when the handler returns, or the rescue
+	// timer) owns the reader duties.
+	vacant atomic.Bool
+	rescue *time.Timer
+
+	mu       sync.Mutex
+	inflight map[uint64]*serverCall
+}
+
+type serverCall struct {
+	cancel    context.CancelFunc
+	cancelled atomic.Bool // by a CANCEL frame: no response is sent
+}
+
+type job struct {
+	ctx context.Context
+	c   *serverCall
+	h   FrameHeader
+	req []byte
+}
+
+func newServerConn(s *Server, h Handler, ctx context.Context, cancel context.CancelFunc, mapped uint64) *serverConn {
+	sc := &serverConn{
+		s:        s,
+		h:        h,
+		ctx:      ctx,
+		cancel:   cancel,
+		maxCalls: int64(s.opts.MaxConcurrentCalls),
+		inflight: make(map[uint64]*serverCall),
+		mapped:   mapped,
+	}
+	sc.rescue = time.AfterFunc(time.Hour, sc.rescued)
+	sc.rescue.Stop()
+	return sc
+}
+
+// serve performs the reader duties and runs inline requests, until the
+// connection closes or a rescuer takes over.
+func (sc *serverConn) serve() {
+	e := sc.ep
+	for {
+		if err := e.readUntil(sc.hasInline, nil); err != nil {
+			if sc.hasNext {
+				sc.hasNext = false
+				go sc.run(sc.next) // its context is cancelled as the connection closes
+			}
+			e.release()
+			return
+		}
+		j := sc.next
+		sc.next, sc.hasNext = job{}, false
+		sc.vacant.Store(true)
+		sc.rescue.Reset(rescueAfter)
+		sc.run(j)
+		if !sc.vacant.CompareAndSwap(true, false) {
+			return // a rescuer performs the reader duties now
+		}
+		sc.rescue.Stop()
+	}
+}
+
+func (sc *serverConn) hasInline() bool { return sc.hasNext }
+
+// rescued runs on the timer's goroutine when an inline handler overran.
+func (sc *serverConn) rescued() {
+	if sc.vacant.CompareAndSwap(true, false) {
+		sc.s.rescues.Add(1)
+		sc.serve()
+	}
+}
+
+// reserve takes a handler slot for the request about to complete.
+func (sc *serverConn) reserve() bool {
+	if sc.slots.Add(1) > sc.maxCalls {
+		sc.slots.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (sc *serverConn) canReserve() bool { return sc.slots.Load() < sc.maxCalls }
+
+func (sc *serverConn) freeSlot() {
+	sc.slots.Add(-1)
+	sc.ep.kickForSlot()
+}
+
+// onMessage dispatches a complete request (reader) in the slot reserve
+// took: the newest fast request waits to run inline, others get goroutines.
+// When every slot is taken the reader stops reading requests, so the
+// request ring fills and the client waits (back-pressure).
+func (sc *serverConn) onMessage(h FrameHeader, payload []byte) error {
+	sc.mu.Lock()
+	_, dup := sc.inflight[h.Stream]
+	sc.mu.Unlock()
+	if dup {
+		sc.freeSlot()
+		return frameErr("stream", "%d is already in flight", h.Stream)
+	}
+	var ctx context.Context
+	var cancel context.CancelFunc
+	if h.TimeoutMicros != 0 {
+		ctx, cancel = context.WithTimeout(sc.ctx, time.Duration(h.TimeoutMicros)*time.Microsecond)
+	} else {
+		ctx, cancel = context.WithCancel(sc.ctx)
+	}
+	c := &serverCall{cancel: cancel}
+	sc.mu.Lock()
+	sc.inflight[h.Stream] = c
+	sc.mu.Unlock()
+	sc.s.wg.Add(1)
+	sc.s.inflight.Add(1)
+	sc.s.calls.Add(1)
+	j := job{ctx: ctx, c: c, h: h, req: payload}
+	if sc.hasNext {
+		go sc.run(sc.next)
+		sc.next, sc.hasNext = job{}, false
+	}
+	if sc.s.costs.fast(h.Method) {
+		sc.next, sc.hasNext = j, true
+	} else {
+		go sc.run(j)
+	}
+	return nil
+}
+
+// run calls the handler and sends its response.
+func (sc *serverConn) run(j job) {
+	defer sc.s.wg.Done()
+	defer sc.s.inflight.Add(-1)
+	defer sc.freeSlot()
+	defer j.c.cancel()
+	start := time.Now()
+	resp, err := sc.h.Handle(j.ctx, j.h.Method, j.req)
+	sc.s.costs.record(j.h.Method, time.Since(start))
+	sc.mu.Lock()
+	delete(sc.inflight, j.h.Stream)
+	sc.mu.Unlock()
+	if j.c.cancelled.Load() {
+		return
+	}
+	out := FrameHeader{Method: j.h.Method, Stream: j.h.Stream}
+	switch {
+	case err != nil:
+		out.Flags, resp = FlagError, encodeStatus(err)
+	case uint64(len(resp)) > uint64(sc.ep.maxMessage):
+		out.Flags, resp = FlagError, encodeStatus(status.Errorf(codes.ResourceExhausted,
+			"shm: response of %d bytes exceeds the max message size %d", len(resp), sc.ep.maxMessage))
+	}
+	// An error means the connection closed; the client learns that by itself.
+	_ = sc.ep.send(nil, out, resp, false)
+}
+
+// onCancel stops the handler of a stream the client abandoned.
+func (sc *serverConn) onCancel(h FrameHeader) error {
+	sc.mu.Lock()
+	c := sc.inflight[h.Stream]
+	sc.mu.Unlock()
+	if c != nil && !c.cancelled.Swap(true) {
+		sc.s.cancelled.Add(1)
+		c.cancel()
+	}
+	return nil
+}
+
+// onClose runs after the segment is unmapped.
+func (sc *serverConn) onClose(*Error) {
+	sc.rescue.Stop()
+	sc.cancel()
+	s := sc.s
+	s.mu.Lock()
+	delete(s.conns, sc)
+	s.mu.Unlock()
+	s.conns64.Add(-1)
+	s.mapped.Add(-int64(sc.mapped))
+	s.wg.Done()
+}
