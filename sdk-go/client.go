@@ -34,6 +34,8 @@ type clientConfig struct {
 	hasAppID    bool
 	dialOptions []grpc.DialOption
 	timeout     time.Duration
+	shm         bool
+	shmPath     string
 }
 
 // WithAddress sets the sidecar address (see NewClient for the forms).
@@ -101,8 +103,16 @@ func NewClient(ctx context.Context, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	t, err := newGRPCTransport(target, cfg.appID, cfg.dialOptions)
+	g, err := newGRPCTransport(target, cfg.appID, cfg.dialOptions)
 	if err != nil {
+		return nil, err
+	}
+	if !cfg.shm {
+		return newClientWithTransport(g, cfg), nil
+	}
+	t, err := newShmTransport(g, cfg.address, cfg.shmPath, cfg.appID)
+	if err != nil {
+		g.close()
 		return nil, err
 	}
 	return newClientWithTransport(t, cfg), nil

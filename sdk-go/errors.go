@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -101,8 +102,21 @@ func fromRPC(op string, err error, trailer metadata.MD) error {
 	e := &Error{op: op, st: st}
 	if d, ok := parseRetryAfter(trailer); ok {
 		e.retryAfter, e.hasRetry = d, true
+	} else if d, ok := retryInfo(st); ok {
+		e.retryAfter, e.hasRetry = d, true
 	}
 	return e
+}
+
+// retryInfo reads the hint from a google.rpc.RetryInfo detail (the form
+// that crosses the shared-memory transport, which has no trailers).
+func retryInfo(st *status.Status) (time.Duration, bool) {
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay() != nil {
+			return ri.GetRetryDelay().AsDuration(), true
+		}
+	}
+	return 0, false
 }
 
 func parseRetryAfter(md metadata.MD) (time.Duration, bool) {

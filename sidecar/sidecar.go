@@ -14,12 +14,15 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
+
+	apishm "github.com/outrig/outrig/api/shm"
 
 	"github.com/outrig/outrig/admin"
 	"github.com/outrig/outrig/components"
@@ -29,15 +32,20 @@ import (
 	"github.com/outrig/outrig/service"
 	"github.com/outrig/outrig/telemetry"
 	grpctransport "github.com/outrig/outrig/transport/grpc"
+	shmtransport "github.com/outrig/outrig/transport/shm"
 )
 
 // Options configure a sidecar.
 type Options struct {
-	AppIDs         []string
-	Mode           rt.Mode
-	ControlPlane   string // host:port; "" starts one in-process on Resources
-	Resources      string
-	Listen         string // app API: unix:///path or host:port
+	AppIDs       []string
+	Mode         rt.Mode
+	ControlPlane string // host:port; "" starts one in-process on Resources
+	Resources    string
+	Listen       string // app API: unix:///path or host:port
+	// ShmSocket is the Unix socket of the shared-memory transport: "auto"
+	// (the --listen socket path + ".shm" when --listen is a Unix socket),
+	// a path, or "" (off).
+	ShmSocket      string
 	InternalListen string // sidecar-to-sidecar gRPC, host:port
 	AdvertiseHost  string // host registered for the internal address; default: the listener's
 	AdminListen    string
@@ -111,6 +119,8 @@ type Sidecar struct {
 	AdminAddr string
 	// ControlPlaneAddr is the control plane used (in-process or given).
 	ControlPlaneAddr string
+	// ShmPath is the shared-memory socket, or "" when off.
+	ShmPath string
 }
 
 // Start brings a sidecar up. On error everything started is stopped again.
@@ -184,6 +194,9 @@ func Start(ctx context.Context, opts Options) (s *Sidecar, err error) {
 	}
 	s.appSrv = grpctransport.NewAppServer(svc, s.metrics)
 	s.serveGRPC("app API", s.appSrv, appL)
+	if err := s.serveShm(svc); err != nil {
+		return nil, err
+	}
 
 	// Admin.
 	if opts.AdminListen != "" {
@@ -203,7 +216,7 @@ func Start(ctx context.Context, opts Options) (s *Sidecar, err error) {
 		return nil, err
 	}
 	s.log.Info("sidecar started", "apps", opts.AppIDs, "mode", opts.Mode, "listen", opts.Listen,
-		"internal", s.InternalAddr, "admin", s.AdminAddr, "control_plane", s.ControlPlaneAddr)
+		"internal", s.InternalAddr, "admin", s.AdminAddr, "control_plane", s.ControlPlaneAddr, "shm", s.ShmPath)
 	return s, nil
 }
 
@@ -236,6 +249,46 @@ func (s *Sidecar) serveGRPC(name string, srv *grpc.Server, l net.Listener) {
 		}
 		return nil
 	})
+}
+
+// ShmPath returns the shared-memory socket of an app API address for
+// "auto", or "" when the address is not a Unix socket.
+func ShmPath(listen string) string {
+	if path, ok := strings.CutPrefix(listen, "unix://"); ok && path != "" {
+		return path + ".shm"
+	}
+	return ""
+}
+
+func (s *Sidecar) serveShm(svc *service.Service) error {
+	path := s.opts.ShmSocket
+	if path == "auto" {
+		path = ShmPath(s.opts.Listen)
+	}
+	if path == "" {
+		return nil
+	}
+	if _, err := os.Lstat(path); err == nil {
+		_ = os.Remove(path) // stale socket of a previous run
+	}
+	srv, err := apishm.Listen(path, apishm.ServerOptions{})
+	if err != nil {
+		return fmt.Errorf("--shm-listen %q: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		srv.Close()
+		return fmt.Errorf("--shm-listen %q: chmod: %w", path, err)
+	}
+	s.ShmPath = path
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := srv.Serve(shmtransport.NewHandler(svc, s.metrics)); err != nil {
+			s.log.Debug("shared-memory server stopped", "err", err)
+		}
+	}()
+	s.stops = append(s.stops, func(context.Context) error { return srv.Close() })
+	return nil
 }
 
 // runtimeDone is closed when the sidecar stops (never, before Stop).

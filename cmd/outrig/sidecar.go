@@ -18,6 +18,7 @@ func runSidecar(ctx context.Context, args []string, _ io.Writer, stderr io.Write
 	fs.StringVar(&o.ControlPlane, "control-plane", "", "control plane address host:port; empty starts one in-process on --resources")
 	fs.StringVar(&o.Resources, "resources", "", "folder of component/subscription/policy YAML for the in-process control plane")
 	fs.StringVar(&o.Listen, "listen", sidecar.DefaultListen, "app API address: unix:///path (mode 0600) or host:port")
+	fs.StringVar(&o.ShmSocket, "shm-listen", "auto", "Unix socket of the shared-memory transport: auto (the --listen socket + .shm), a path, or empty (off)")
 	fs.StringVar(&o.InternalListen, "internal-listen", "127.0.0.1:0", "sidecar-to-sidecar gRPC address (port 0: any free port)")
 	fs.StringVar(&o.AdvertiseHost, "advertise-host", "", "host other sidecars use to reach this one; empty: the internal listener's host")
 	fs.StringVar(&o.AdminListen, "admin-listen", "127.0.0.1:9090", "admin HTTP address (/healthz /readyz /metrics /config_dump); empty disables")

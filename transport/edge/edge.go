@@ -8,8 +8,10 @@ import (
 	"errors"
 	"strconv"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/outrig/outrig/errkind"
 )
@@ -51,13 +53,19 @@ func Code(err error) codes.Code {
 }
 
 // Status converts err into a status with err's message, plus the
-// retry-after hint (milliseconds) when err carries one.
+// retry-after hint (milliseconds) when err carries one. The hint is also a
+// standard google.rpc.RetryInfo detail of the status, so it survives
+// transports without trailers (shared memory).
 func Status(err error) (st *status.Status, retryAfterMS string) {
 	if err == nil {
 		return nil, ""
 	}
+	st = status.New(Code(err), err.Error())
 	if d, ok := errkind.RetryAfter(err); ok {
 		retryAfterMS = strconv.FormatInt(d.Milliseconds(), 10)
+		if withInfo, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(d)}); derr == nil {
+			st = withInfo
+		}
 	}
-	return status.New(Code(err), err.Error()), retryAfterMS
+	return st, retryAfterMS
 }

@@ -1,0 +1,93 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/outrig/outrig/internal/testenv"
+	outrig "github.com/outrig/outrig/sdk-go"
+)
+
+const limitPolicy = `apiVersion: outrig.dev/v1alpha1
+kind: Policy
+metadata: {name: limit-get}
+spec:
+  targets: [{kind: state, name: statestore, method: Get}]
+  rateLimit: {rate: 1, burst: 1}
+`
+
+// TestSharedMemoryTransport runs the unary API over the sidecar's
+// shared-memory transport: results, error kinds and retry-after hints are
+// the same as over gRPC; streams stay on gRPC; the socket is private.
+func TestSharedMemoryTransport(t *testing.T) {
+	res := t.TempDir()
+	testenv.WriteFile(t, filepath.Join(res, "store.yaml"), memStore)
+	sc := testenv.StartSidecar(t, "checkout", "--resources", res)
+	fi, err := os.Stat(sc.Sock + ".shm")
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("shm socket: %v %v, want mode 0600", fi, err)
+	}
+	c := testenv.Client(t, sc.Sock, outrig.WithSharedMemory(""))
+	ctx := context.Background()
+	if err := c.SaveState(ctx, "statestore", "k", []byte("over shm")); err != nil {
+		t.Fatal(err)
+	}
+	it, err := c.GetState(ctx, "statestore", "k")
+	if err != nil || string(it.Value) != "over shm" {
+		t.Fatalf("get: %+v %v", it, err)
+	}
+	err = c.SaveState(ctx, "statestore", "k", []byte("x"), outrig.WithETag("stale"))
+	if !errors.Is(err, outrig.ErrETagMismatch) {
+		t.Fatalf("stale etag over shm: %v", err)
+	}
+	if _, err := c.GetState(ctx, "nosuch", "k"); !errors.Is(err, outrig.ErrNotFound) {
+		t.Fatalf("unknown store over shm: %v", err)
+	}
+	md, err := c.GetMetadata(ctx)
+	if err != nil || md.AppID != "checkout" {
+		t.Fatalf("metadata over shm: %+v %v", md, err)
+	}
+
+	testenv.WriteFile(t, filepath.Join(res, "limit.yaml"), limitPolicy)
+	testenv.Eventually(t, "rate limit over shm with a retry-after hint", 5*time.Second, func() error {
+		_, err := c.GetState(ctx, "statestore", "k")
+		if err == nil {
+			return errors.New("not limited yet")
+		}
+		if !errors.Is(err, outrig.ErrRateLimited) {
+			t.Fatalf("want ErrRateLimited, got %v", err)
+		}
+		if d, ok := outrig.RetryAfter(err); !ok || d <= 0 {
+			t.Fatalf("no retry-after hint over shm: %v", err)
+		}
+		return nil
+	})
+}
+
+// TestSharedMemoryReconnectsAfterSidecarRestart: calls fail UNAVAILABLE
+// while the sidecar is gone and succeed again once it is back.
+func TestSharedMemoryReconnectsAfterSidecarRestart(t *testing.T) {
+	res := t.TempDir()
+	testenv.WriteFile(t, filepath.Join(res, "store.yaml"), memStore)
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "app.sock")
+	args := []string{"--resources", res, "--listen", "unix://" + sock}
+	sc := testenv.StartSidecar(t, "checkout", args...)
+	c := testenv.Client(t, sock, outrig.WithSharedMemory(""))
+	ctx := context.Background()
+	if err := c.SaveState(ctx, "statestore", "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	sc.Stop(t)
+	if _, err := c.GetState(ctx, "statestore", "k"); !errors.Is(err, outrig.ErrUnavailable) {
+		t.Fatalf("sidecar down: %v, want ErrUnavailable", err)
+	}
+	testenv.StartSidecar(t, "checkout", args...)
+	testenv.Eventually(t, "reconnect over shm", 5*time.Second, func() error {
+		return c.SaveState(ctx, "statestore", "k", []byte("v2"))
+	})
+}
