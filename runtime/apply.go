@@ -3,7 +3,9 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strconv"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 
@@ -56,7 +58,11 @@ func (r *Runtime) Apply(typeURL string, updated map[string]proto.Message, remove
 		cand[t] = m
 	}
 	cand[typeURL] = next
-	r.rebuild(cand, rejected)
+	var policyUpdates map[string]proto.Message
+	if typeURL == PolicyType {
+		policyUpdates = updated
+	}
+	r.rebuild(cand, policyUpdates, rejected)
 	// What serves is what was accepted: reverted names keep their old spec.
 	for name := range rejected {
 		if old, ok := r.resources[typeURL][name]; ok {
@@ -110,7 +116,7 @@ func inScope(scopes []string, appID string) bool {
 // rebuild builds a snapshot per app from cand and swaps it in. Components
 // that fail to initialise for any app are added to rejected and their
 // previous instances are kept.
-func (r *Runtime) rebuild(cand map[string]map[string]proto.Message, rejected map[string]error) {
+func (r *Runtime) rebuild(cand map[string]map[string]proto.Message, policyUpdates map[string]proto.Message, rejected map[string]error) {
 	ctx := context.Background()
 	// Phase 1: initialise new and changed component instances for every app.
 	fresh := map[string]map[string]*instance{} // app -> name -> new instance
@@ -149,9 +155,9 @@ func (r *Runtime) rebuild(cand map[string]map[string]proto.Message, rejected map
 	}
 	r.version++
 	version := strconv.Itoa(r.version)
+	snaps := make(map[string]*Snapshot, len(r.order))
 	for _, id := range r.order {
-		a := r.apps[id]
-		cur := a.cur.p.Load()
+		cur := r.apps[id].cur.p.Load()
 		s := newSnapshot(version)
 		for _, name := range sortedKeys(cand[ComponentType]) {
 			c := cand[ComponentType][name].(*configv1.Component)
@@ -172,25 +178,100 @@ func (r *Runtime) rebuild(cand map[string]map[string]proto.Message, rejected map
 				s.Subscriptions = append(s.Subscriptions, sub)
 			}
 		}
-		var pols []*configv1.Policy
-		for _, name := range sortedKeys(cand[PolicyType]) {
-			p := cand[PolicyType][name].(*configv1.Policy)
-			if inScope(p.GetScopes(), id) {
-				pols = append(pols, p)
-			}
-		}
-		tbl, err := governance.Compile(pols, cur.Policies, r.govDeps)
-		if err != nil {
-			for _, p := range pols {
-				if _, changed := cand[PolicyType][p.GetName()]; changed {
-					rejected[p.GetName()] = fmt.Errorf("compile policies: %w", err)
+		snaps[id] = s
+	}
+	r.compilePolicies(snaps, cand[PolicyType], policyUpdates, rejected)
+	for _, id := range r.order {
+		r.install(r.apps[id], snaps[id])
+	}
+}
+
+// compilePolicies compiles, for each app, the policies of pols in scope into
+// its snapshot. Validation has passed already; what can still fail is the
+// Redis component of a cluster rate limit (missing, out of scope for the
+// app, not a Redis component, bad connection metadata). A policy that fails
+// for any app and was updated by this change (its name is in updates) is
+// rejected: its previous version, or none, is compiled instead for every
+// app. A policy that fails otherwise (a component change broke it) is left
+// out of that app's table and logged; it comes back into force with the
+// first change that makes it compile again.
+func (r *Runtime) compilePolicies(snaps map[string]*Snapshot, pols map[string]proto.Message, updates map[string]proto.Message, rejected map[string]error) {
+	for pass := 0; ; pass++ {
+		failed := map[string]error{}
+		leftOut := map[string][]string{} // app -> policy names
+		for _, id := range r.order {
+			s, cur := snaps[id], r.apps[id].cur.p.Load()
+			var list []*configv1.Policy
+			for _, name := range sortedKeys(pols) {
+				if p := pols[name].(*configv1.Policy); inScope(p.GetScopes(), id) {
+					list = append(list, p)
 				}
 			}
-			tbl, pols = cur.Policies, cur.PolicyList
+			tbl, err := governance.Compile(list, cur.Policies, r.governanceDeps(s))
+			s.Policies, s.PolicyList = tbl, list
+			if err == nil {
+				continue
+			}
+			in := map[string]bool{}
+			for _, n := range tbl.Policies() {
+				in[n] = true
+			}
+			s.PolicyList = nil
+			for _, p := range list {
+				if in[p.GetName()] {
+					s.PolicyList = append(s.PolicyList, p)
+					continue
+				}
+				if _, seen := failed[p.GetName()]; !seen {
+					failed[p.GetName()] = fmt.Errorf("app %q: %w", id, policyError(err, p.GetName()))
+				}
+				leftOut[id] = append(leftOut[id], p.GetName())
+			}
 		}
-		s.Policies, s.PolicyList = tbl, pols
-		r.install(a, s)
+		revert := false
+		if pass == 0 {
+			for name, err := range failed {
+				if _, updated := updates[name]; !updated {
+					continue
+				}
+				if !revert {
+					pols, revert = maps.Clone(pols), true
+				}
+				rejected[name] = err
+				if old, ok := r.resources[PolicyType][name]; ok {
+					pols[name] = old
+				} else {
+					delete(pols, name)
+				}
+			}
+		}
+		if !revert {
+			for _, id := range r.order {
+				for _, name := range leftOut[id] {
+					if _, rej := rejected[name]; !rej {
+						r.log.Error("policy left out: it does not compile with the components in force; it applies again once it does",
+							"app", id, "policy", name, "err", failed[name])
+					}
+				}
+			}
+			return
+		}
 	}
+}
+
+// policyError picks the error of one policy out of Compile's joined errors.
+func policyError(err error, name string) error {
+	var list []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		list = j.Unwrap()
+	}
+	prefix := fmt.Sprintf("policy %q:", name)
+	for _, e := range list {
+		if strings.HasPrefix(e.Error(), prefix) {
+			return e
+		}
+	}
+	return err
 }
 
 func (s *Snapshot) add(name string, in *instance) {

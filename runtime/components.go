@@ -13,6 +13,7 @@ import (
 	cpubsub "github.com/dapr/components-contrib/pubsub"
 	cstate "github.com/dapr/components-contrib/state"
 	"github.com/dapr/kit/logger"
+	"github.com/redis/go-redis/v9"
 	"google.golang.org/protobuf/proto"
 
 	configv1 "github.com/outrig/outrig/api/gen/outrig/config/v1"
@@ -37,10 +38,16 @@ type instance struct {
 	pubsub *pubsub.PubSub
 	output *bindings.Output
 	input  *bindings.Input
+
+	props map[string]string     // resolved metadata (secrets included)
+	redis redis.UniversalClient // for cluster rate limits, created on first use (govredis.go)
 }
 
 func (in *instance) close() error {
 	var errs []error
+	if in.redis != nil {
+		errs = append(errs, in.redis.Close())
+	}
 	if in.state != nil {
 		errs = append(errs, in.state.Close())
 	}
@@ -118,7 +125,7 @@ func (r *Runtime) newInstance(ctx context.Context, c *configv1.Component, appID 
 	defer cancel()
 	base := metadata.Base{Name: c.GetName(), Properties: props}
 	log := logger.NewLogger("outrig.component." + c.GetName())
-	in := &instance{spec: proto.Clone(c).(*configv1.Component), kind: kind}
+	in := &instance{spec: proto.Clone(c).(*configv1.Component), kind: kind, props: props}
 	switch kind {
 	case components.KindState:
 		f, err := r.registry.State(c.GetType(), c.GetVersion())
