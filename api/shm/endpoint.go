@@ -76,7 +76,6 @@ type endpoint struct {
 	txHead     *uint64 // the consumer position of the ring we produce into
 	txHeadSeen uint64
 	spin       time.Duration // current adaptive spin budget
-	handedOff  bool          // a delivered message readied another goroutine
 
 	// token, when not nil (client), holds one value while no goroutine
 	// performs the reader duties; taking it grants them.
@@ -92,6 +91,11 @@ type endpoint struct {
 	released     chan struct{}
 
 	bellData, bellSpace [1]byte // read-only after construction
+
+	// Optional hooks, set before the endpoint starts: onFail runs once when
+	// the endpoint closes; beforeSpaceWait runs before a writer sleeps for
+	// ring space.
+	onFail, beforeSpaceWait func()
 }
 
 type partialMsg struct {
@@ -151,6 +155,9 @@ func (e *endpoint) fail(err *Error) {
 		e.err = err
 		close(e.done)
 		_ = e.conn.Close()
+		if e.onFail != nil {
+			e.onFail()
+		}
 	})
 }
 
@@ -244,7 +251,6 @@ func (e *endpoint) deliver(h FrameHeader, p []byte) error {
 			return frameErr("length", "message of stream %d exceeds max_message %d", h.Stream, e.maxMessage)
 		}
 		if h.Flags&FlagEnd != 0 {
-			e.handedOff = true
 			return e.recv.onMessage(h, append([]byte(nil), p...))
 		}
 		if len(e.partial) >= e.maxPartial {
@@ -264,7 +270,6 @@ func (e *endpoint) deliver(h FrameHeader, p []byte) error {
 		return nil
 	}
 	delete(e.partial, h.Stream)
-	e.handedOff = true
 	first := pm.h
 	first.Flags |= FlagEnd
 	return e.recv.onMessage(first, pm.buf)

@@ -269,6 +269,8 @@ func (s *Server) handshake(conn *net.UnixConn, h Handler) (*serverConn, error) {
 	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), peerKey{}, Peer{AppID: hi.appID, PID: pid, UID: uid}))
 	sc := newServerConn(s, h, ctx, cancel, l.segmentSize)
 	sc.ep = newEndpoint(conn, mem, l, roleServer, sc, s.opts.Spin, s.opts.MaxConcurrentCalls)
+	sc.ep.onFail = cancel             // handlers learn at once that the client is gone
+	sc.ep.beforeSpaceWait = sc.rescue // the reader may be running this very handler
 	return sc, nil
 }
 

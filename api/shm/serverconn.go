@@ -15,13 +15,17 @@ import (
 // largest single cost of a round trip. So the reader runs the handler of the
 // last request of a batch itself when that method has been fast (average
 // under inlineMax), and starts goroutines for the others. While it runs a
-// handler nobody reads requests; if the handler overruns, a rescue timer
-// hands the reader duties to a new goroutine (Go's timers are coarse when
-// the process is idle — about a millisecond — so the average decides, the
-// timer only guarantees progress).
+// handler nobody reads requests. Two things hand the reader duties to a new
+// goroutine ("rescue") when that matters: a handler of this connection that
+// must wait for ring space (the reader would free it), and a watchdog that
+// ticks every watchEvery while inline handlers run and rescues one that has
+// run longer than rescueAfter. (A timer per call would be finer, but arming
+// one wakes the runtime's poller; Go's timers are coarse — a millisecond —
+// when the process is idle anyway.)
 const (
 	inlineMax   = 10 * time.Microsecond
 	rescueAfter = 50 * time.Microsecond
+	watchEvery  = time.Millisecond
 	// costSlots bounds the method ids whose cost is tracked; others are
 	// never run inline.
 	costSlots = 64
@@ -60,10 +64,14 @@ type serverConn struct {
 	next    job
 	hasNext bool
 	// vacant is true while the reader runs a handler inline; whoever sets
-	// it back to false (the reader when the handler returns, or the rescue
-	// timer) owns the reader duties.
-	vacant atomic.Bool
-	rescue *time.Timer
+	// it back to false (the reader when the handler returns, or rescue)
+	// owns the reader duties.
+	vacant      atomic.Bool
+	inlineStart atomic.Int64 // UnixNano when the running inline handler started, 0 if none
+	inlineRuns  atomic.Int64
+	watch       *time.Timer
+	watchArmed  atomic.Bool
+	watchRuns   int64 // watchdog only
 
 	mu       sync.Mutex
 	inflight map[uint64]*serverCall
@@ -91,8 +99,8 @@ func newServerConn(s *Server, h Handler, ctx context.Context, cancel context.Can
 		inflight: make(map[uint64]*serverCall),
 		mapped:   mapped,
 	}
-	sc.rescue = time.AfterFunc(time.Hour, sc.rescued)
-	sc.rescue.Stop()
+	sc.watch = time.AfterFunc(time.Hour, sc.watchdog)
+	sc.watch.Stop()
 	return sc
 }
 
@@ -104,7 +112,7 @@ func (sc *serverConn) serve() {
 		if err := e.readUntil(sc.hasInline, nil); err != nil {
 			if sc.hasNext {
 				sc.hasNext = false
-				go sc.run(sc.next) // its context is cancelled as the connection closes
+				go sc.run(sc.next) // its context is already cancelled
 			}
 			e.release()
 			return
@@ -112,22 +120,56 @@ func (sc *serverConn) serve() {
 		j := sc.next
 		sc.next, sc.hasNext = job{}, false
 		sc.vacant.Store(true)
-		sc.rescue.Reset(rescueAfter)
+		sc.inlineRuns.Add(1)
+		sc.inlineStart.Store(time.Now().UnixNano())
+		if !sc.watchArmed.Load() && sc.watchArmed.CompareAndSwap(false, true) {
+			sc.watch.Reset(watchEvery)
+		}
 		sc.run(j)
+		sc.inlineStart.Store(0)
 		if !sc.vacant.CompareAndSwap(true, false) {
 			return // a rescuer performs the reader duties now
 		}
-		sc.rescue.Stop()
 	}
 }
 
 func (sc *serverConn) hasInline() bool { return sc.hasNext }
 
-// rescued runs on the timer's goroutine when an inline handler overran.
-func (sc *serverConn) rescued() {
-	if sc.vacant.CompareAndSwap(true, false) {
+// rescue hands the reader duties to a new goroutine if the reader is
+// running a handler inline; it runs on the watchdog and on writers that
+// must wait for space.
+func (sc *serverConn) rescue() {
+	if sc.vacant.Load() && sc.vacant.CompareAndSwap(true, false) {
 		sc.s.rescues.Add(1)
-		sc.serve()
+		go sc.serve()
+	}
+}
+
+// watchdog runs every watchEvery while inline handlers run (see above).
+func (sc *serverConn) watchdog() {
+	if start := sc.inlineStart.Load(); start != 0 && time.Since(time.Unix(0, start)) > rescueAfter {
+		sc.rescue()
+	}
+	runs := sc.inlineRuns.Load()
+	active := runs != sc.watchRuns || sc.inlineStart.Load() != 0
+	sc.watchRuns = runs
+	if !active {
+		// Disarm, then look again: serve marks activity before it checks
+		// the flag, so one of us sees the other (sequentially consistent
+		// atomics).
+		sc.watchArmed.Store(false)
+		if sc.inlineRuns.Load() == runs && sc.inlineStart.Load() == 0 {
+			return
+		}
+		if !sc.watchArmed.CompareAndSwap(false, true) {
+			return
+		}
+	}
+	select {
+	case <-sc.ctx.Done():
+		sc.watchArmed.Store(false)
+	default:
+		sc.watch.Reset(watchEvery)
 	}
 }
 
@@ -227,7 +269,7 @@ func (sc *serverConn) onCancel(h FrameHeader) error {
 
 // onClose runs after the segment is unmapped.
 func (sc *serverConn) onClose(*Error) {
-	sc.rescue.Stop()
+	sc.watch.Stop()
 	sc.cancel()
 	s := sc.s
 	s.mu.Lock()

@@ -2,8 +2,6 @@ package shm
 
 import (
 	"context"
-	"runtime"
-	"time"
 )
 
 // send writes one message as one or more frames (SPEC.md §5.3), waiting for
@@ -110,20 +108,14 @@ func (e *endpoint) waitSpace(ctx context.Context, need uint64) error {
 	if ctx != nil {
 		ctxDone = ctx.Done()
 	}
-	if e.spinMax > 0 {
-		start := time.Now()
-		for i := 1; ; i++ {
-			if e.tx.fits(need) {
-				return nil
-			}
-			if i%8 == 0 && time.Since(start) > e.spinMax {
-				break
-			}
-			runtime.Gosched()
-		}
+	if e.spinMax > 0 && spinWait(e.spinMax, func() bool { return e.tx.fits(need) }) {
+		return nil
 	}
 	e.spaceWaiting.Store(true)
 	defer e.spaceWaiting.Store(false)
+	if e.beforeSpaceWait != nil {
+		e.beforeSpaceWait()
+	}
 	for {
 		e.tx.park()
 		if e.tx.fits(need) {
