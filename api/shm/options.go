@@ -5,9 +5,11 @@ import (
 	"time"
 )
 
-// DefaultSpin is how long a reader polls its ring after it ran dry before it
-// parks on the socket (see SPEC.md §6). Measured on a 2-core machine; see
-// docs/benchmarks.md.
+// DefaultSpin is the longest a reader polls its ring after it ran dry
+// before it parks on the socket (SPEC.md §6.6). The budget adapts between
+// DefaultSpin/16 and DefaultSpin: it halves after a spin that found nothing
+// and doubles after one that did. On a loaded 2-core machine spinning did
+// not pay (docs/benchmarks.md); set Spin to a negative value to disable it.
 const DefaultSpin = 5 * time.Microsecond
 
 // DefaultHandshakeTimeout bounds a handshake when the context has no deadline.
@@ -25,8 +27,8 @@ type DialOptions struct {
 	// instead of a memfd, as a peer that cannot receive SCM_RIGHTS does
 	// (the Java SDK). Used by tests and to interoperate-check that mode.
 	NoDescriptorPassing bool
-	// Spin is how long the response reader polls before parking while calls
-	// are in flight: 0 means DefaultSpin, a negative value disables spinning.
+	// Spin is the longest a caller waiting for its reply polls the response
+	// ring before it parks: 0 means DefaultSpin, negative disables spinning.
 	Spin time.Duration
 	// HandshakeTimeout bounds the handshake when ctx has no earlier
 	// deadline; 0 means DefaultHandshakeTimeout.
@@ -50,8 +52,8 @@ type ServerOptions struct {
 	// ShmDir is where segment files are created for clients that cannot
 	// receive a descriptor; "" means /dev/shm.
 	ShmDir string
-	// Spin is how long the request reader polls before parking: 0 means
-	// DefaultSpin, a negative value disables spinning.
+	// Spin is the longest the request reader polls before parking: 0 means
+	// DefaultSpin, negative disables spinning.
 	Spin time.Duration
 	// HandshakeTimeout bounds each handshake; 0 means DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration

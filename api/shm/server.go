@@ -16,11 +16,14 @@ import (
 
 // Handler serves the calls of shared-memory connections.
 //
-// Handle runs on its own goroutine, concurrently with other calls of the same
-// and other connections (at most ServerOptions.MaxConcurrentCalls per
-// connection). ctx is cancelled when the client cancels the call, when the
-// deadline the client sent passes, or when the connection closes; it carries
-// the Peer. req is owned by the handler. The returned bytes are copied before
+// Handle runs concurrently with other calls of the same and other
+// connections (at most ServerOptions.MaxConcurrentCalls per connection).
+// Methods whose handlers have been returning within ~10 µs run on the
+// connection's reader goroutine, which saves a thread wake-up; a handler
+// that then blocks is still correct — after at most about a millisecond
+// another goroutine takes over reading requests. ctx is cancelled when the
+// client cancels the call, when the deadline the client sent passes, or when
+// the connection closes; it carries the Peer. req is owned by the handler. The returned bytes are copied before
 // Handle's caller returns, so the handler may reuse them afterwards. A
 // non-nil error is sent as an ERROR frame: its gRPC status (status.FromError;
 // codes.Unknown for other errors) reaches the client unchanged.
