@@ -191,13 +191,13 @@ func (c *Chain) Enter(ctx context.Context) (Token, error) {
 	if c.drop != nil && !c.drop.Allow(now) {
 		c.obs.Decision(DecisionDropped)
 		if ra := c.drop.Retry(); ra > 0 {
-			return Token{}, errkind.WithRetryAfter(c.errDropped, ra)
+			return Token{}, errkind.WithRetryAfter(c.errDropped, retryHint(ra))
 		}
 		return Token{}, c.errDropped
 	}
 	if c.bucket != nil {
 		if ok, ra := c.bucket.Allow(now); !ok {
-			return Token{}, c.reject(now, DecisionRateLimited, errkind.WithRetryAfter(c.errRateLimited, ra))
+			return Token{}, c.reject(now, DecisionRateLimited, errkind.WithRetryAfter(c.errRateLimited, retryHint(ra)))
 		}
 	}
 	if c.cluster != nil {
@@ -206,14 +206,14 @@ func (c *Chain) Enter(ctx context.Context) (Token, error) {
 		case err != nil:
 			c.obs.Decision(DecisionLimiterError) // fail open
 		case !ok:
-			return Token{}, c.reject(now, DecisionRateLimited, errkind.WithRetryAfter(c.errRateLimited, ra))
+			return Token{}, c.reject(now, DecisionRateLimited, errkind.WithRetryAfter(c.errRateLimited, retryHint(ra)))
 		}
 	}
 	t := Token{c: c}
 	if c.breaker != nil {
 		tk, ra, ok := c.breaker.Allow(now)
 		if !ok {
-			return Token{}, c.reject(now, DecisionBreakerOpen, errkind.WithRetryAfter(c.errBreakerOpen, ra))
+			return Token{}, c.reject(now, DecisionBreakerOpen, errkind.WithRetryAfter(c.errBreakerOpen, retryHint(ra)))
 		}
 		t.ticket = tk
 	}
@@ -240,6 +240,17 @@ func (c *Chain) Enter(ctx context.Context) (Token, error) {
 	t.start = now
 	c.obs.Decision(DecisionAllowed)
 	return t, nil
+}
+
+// retryHint rounds a retry-after hint up to a whole millisecond, the unit
+// it crosses the wire in (the retry-after-ms trailer): a wait of 300µs
+// truncated to "0" would tell the caller to retry at once, into the same
+// rejection.
+func retryHint(d time.Duration) time.Duration {
+	if r := d % time.Millisecond; r != 0 {
+		d += time.Millisecond - r
+	}
+	return max(d, time.Millisecond)
 }
 
 // reject reports d and un-counts the request for adaptive throttling (a
