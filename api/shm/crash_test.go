@@ -232,3 +232,28 @@ func TestAppKilledMidCall(t *testing.T) {
 		t.Errorf("%d open descriptors after the app died, want %d as before it connected", n, fdsBefore)
 	}
 }
+
+// With no call in flight nobody waits on the socket; the idle check still
+// notices the sidecar's death, so an SDK can reconnect before the next call.
+func TestSidecarKilledWhileIdle(t *testing.T) {
+	checkLeaks(t)
+	sock := sockPath(t)
+	peer := startChild(t, "server", sock, "listening")
+	c := dial(t, sock, DialOptions{})
+	if _, err := c.Call(context.Background(), MethodGetState, []byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	peer.kill()
+	select {
+	case <-c.Done():
+	case <-time.After(10 * idleCheck):
+		t.Fatalf("Done not closed %v after an idle sidecar died", 10*idleCheck)
+	}
+	if status.Code(c.Err()) != codes.Unavailable {
+		t.Fatalf("Err() = %v, want UNAVAILABLE", c.Err())
+	}
+	c.Close()
+	if n := segmentMappings(t); n != 0 {
+		t.Fatalf("%d segment mappings remain after Close", n)
+	}
+}
