@@ -1,10 +1,10 @@
 package outrig_test
 
-// These examples talk to a real sidecar at $OUTRIG_ADDRESS (default
-// unix:///tmp/outrig.sock) serving a state store "orders", a pubsub
-// "events" and, for Invoke, an app "payments". They have no "Output:"
-// lines yet, so `go test` compiles them but does not run them; they become
-// runnable tests once a sidecar is started for them.
+// These examples run against a real sidecar: TestMain (main_test.go)
+// builds outrig from this repository and starts it in host mode for the
+// apps checkout (the examples' default, through OUTRIG_APP_ID), greeter and
+// payments, with a state store "orders", a pubsub "events" and an output
+// binding "audit-log", and points OUTRIG_ADDRESS at it.
 
 import (
 	"context"
@@ -20,7 +20,7 @@ import (
 func ExampleNewClient() {
 	ctx := context.Background()
 	client, err := outrig.NewClient(ctx,
-		outrig.WithAddress("unix:///tmp/outrig.sock"),
+		// The address comes from OUTRIG_ADDRESS, else unix:///tmp/outrig.sock.
 		outrig.WithAppID("checkout"), // needed when the sidecar serves several apps
 		outrig.WithTimeout(2*time.Second))
 	if err != nil {
@@ -32,6 +32,8 @@ func ExampleNewClient() {
 		log.Fatal(err)
 	}
 	fmt.Println("app:", md.AppID)
+	// Output:
+	// app: checkout
 }
 
 func ExampleClient_GetState() {
@@ -57,7 +59,7 @@ func ExampleClient_GetState() {
 		log.Fatal(err)
 	}
 	fmt.Printf("found=%v\n", missing.Found)
-	// With a sidecar running, this prints:
+	// Output:
 	// found=true value={"status":"new"}
 	// found=false
 }
@@ -81,7 +83,7 @@ func ExampleClient_SaveState() {
 	err1 := client.SaveState(ctx, "orders", "order-2", []byte("v2"), outrig.WithETag(item.ETag))
 	err2 := client.SaveState(ctx, "orders", "order-2", []byte("v3"), outrig.WithETag(item.ETag))
 	fmt.Println(err1 == nil, errors.Is(err2, outrig.ErrETagMismatch))
-	// With a sidecar running, this prints:
+	// Output:
 	// true true
 }
 
@@ -106,6 +108,8 @@ func ExampleClient_ExecuteStateTransaction() {
 	default:
 		fmt.Println("committed")
 	}
+	// Output:
+	// committed
 }
 
 func ExampleClient_Publish() {
@@ -128,7 +132,7 @@ func ExampleClient_Publish() {
 		log.Fatal(err)
 	}
 	fmt.Println("published")
-	// With a sidecar running, this prints:
+	// Output:
 	// published
 }
 
@@ -174,7 +178,7 @@ func ExampleClient_Subscribe() {
 			_ = client.Publish(ctx, "events", "greetings", []byte("hello"), outrig.WithRawPayload())
 		}
 	}
-	// With a sidecar running, this prints:
+	// Output:
 	// got hello
 }
 
@@ -206,7 +210,7 @@ func ExampleClient_StartSubscribe() {
 		log.Fatal(err)
 	}
 	fmt.Println("welcome", <-got)
-	// With a sidecar running, this prints:
+	// Output:
 	// welcome ada
 }
 
@@ -242,7 +246,7 @@ func ExampleClient_Serve() {
 	fmt.Println(string(resp.Data))
 	_, err = client.Invoke(ctx, "greeter", "Hello", nil)
 	fmt.Println(errors.Is(err, outrig.ErrInvalidArgument))
-	// With a sidecar running, this prints:
+	// Output:
 	// hello ada
 	// true
 }
@@ -267,6 +271,8 @@ func ExampleClient_Invoke() {
 	default:
 		fmt.Printf("%s (%s)\n", resp.Data, resp.ContentType)
 	}
+	// Output:
+	// {"charged":42} (application/json)
 }
 
 func ExampleClient_InvokeBinding() {
@@ -284,4 +290,6 @@ func ExampleClient_InvokeBinding() {
 		log.Fatal(err)
 	}
 	fmt.Printf("binding answered %d bytes\n", len(resp.Data))
+	// Output:
+	// binding answered 8 bytes
 }
