@@ -17,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -34,6 +35,7 @@ func run() error {
 	dir := flag.String("dir", "", "internal: the control plane's resources directory")
 	ns := flag.String("n", "100,1000,5000", "fleet sizes (simulated sidecars)")
 	modes := flag.String("modes", "delta,sotw", "protocols to measure: delta, sotw")
+	scen := flag.String("scenarios", "join,leave,config", "changes to measure: join, leave, config")
 	services := flag.Int("services", 10, "services (app ids) every sidecar subscribes to")
 	endpoints := flag.Int("endpoints", 1000, "instances of the big service app-00, where instances join and leave")
 	small := flag.Int("small-endpoints", 5, "instances of each other service")
@@ -68,6 +70,16 @@ func run() error {
 		}
 		cfg.ns = append(cfg.ns, n)
 	}
+	for _, sc := range strings.Split(*scen, ",") {
+		if !slices.Contains(allScenarios, sc) {
+			return fmt.Errorf("-scenarios: %q is none of %v", sc, allScenarios)
+		}
+	}
+	for _, sc := range allScenarios {
+		if strings.Contains(","+*scen+",", ","+sc+",") {
+			cfg.scenarios = append(cfg.scenarios, sc)
+		}
+	}
 	for _, m := range cfg.modes {
 		if m != "delta" && m != "sotw" {
 			return fmt.Errorf("-modes: %q is neither delta nor sotw", m)
@@ -101,7 +113,7 @@ func run() error {
 			if err != nil {
 				return fmt.Errorf("N=%d %s: %w", n, mode, err)
 			}
-			for _, sc := range scenarios {
+			for _, sc := range cfg.scenarios {
 				s := r.scen[sc]
 				logf("N=%d %-5s %-6s p50 %7.1f ms  p99 %7.1f ms  max %7.1f ms  missed %d  %s/change  CP %.0f ms CPU/change",
 					n, mode, sc, ms(pct(s.lat, 0.50)), ms(pct(s.lat, 0.99)), ms(pct(s.lat, 1)), s.missed,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -22,6 +23,7 @@ import (
 type config struct {
 	ns             []int
 	modes          []string
+	scenarios      []string // subset of allScenarios, in that order
 	services       int
 	endpoints      int // instances of the big service (app-00)
 	smallEndpoints int // instances of each other service
@@ -43,7 +45,7 @@ const (
 	scConfig = "config"
 )
 
-var scenarios = []string{scJoin, scLeave, scConfig}
+var allScenarios = []string{scJoin, scLeave, scConfig}
 
 // scenarioResult pools the changes of one scenario over the repetitions.
 type scenarioResult struct {
@@ -184,33 +186,24 @@ func runOne(cfg config, n int, mode string) (*runResult, error) {
 	}
 	sim0, _ := procCPU("self")
 	m := &measurer{cfg: cfg, f: f, pid: pid}
-	for _, sc := range scenarios {
+	for _, sc := range allScenarios {
 		res.scen[sc] = &scenarioResult{}
 	}
+	want := func(sc string) bool { return slices.Contains(cfg.scenarios, sc) }
 	for rep := range cfg.reps {
 		tag := fmt.Sprintf("%s-n%d-r%03d-x", mode, n, rep)
-		inst := "join-" + tag
-		ep := endpointOf(apps[0], 0)
-		ep.InstanceId = inst
-		ep.Address = fmt.Sprintf("10.200.%d.%d:50001", rep>>8&255, rep&255)
-		ctx := context.Background()
-		if err := m.change(res.scen[scJoin], present(cfg.model.TypeURL(), inst), func() error {
-			_, err := reg.Register(ctx, &registryv1.RegisterRequest{AppId: apps[0], Endpoint: ep, Ttl: durationpb.New(time.Hour)})
-			return err
-		}); err != nil {
-			return nil, fmt.Errorf("join: %w", err)
+		if want(scJoin) || want(scLeave) {
+			if err := m.joinLeave(reg, res, apps[0], rep, "join-"+tag); err != nil {
+				return nil, err
+			}
 		}
-		if err := m.change(res.scen[scLeave], gone(cfg.model.TypeURL(), inst, cfg.model.Left(apps[0], inst)), func() error {
-			_, err := reg.Deregister(ctx, &registryv1.DeregisterRequest{AppId: apps[0], InstanceId: inst})
-			return err
-		}); err != nil {
-			return nil, fmt.Errorf("leave: %w", err)
-		}
-		marker := "edit-" + tag
-		if err := m.change(res.scen[scConfig], present(resource.ComponentType, marker), func() error {
-			return os.WriteFile(componentPath(dir, 0), componentYAML(0, marker), 0o600)
-		}); err != nil {
-			return nil, fmt.Errorf("config: %w", err)
+		if want(scConfig) {
+			marker := "edit-" + tag
+			if err := m.change(res.scen[scConfig], present(resource.ComponentType, marker), func() error {
+				return os.WriteFile(componentPath(dir, 0), componentYAML(0, marker), 0o600)
+			}); err != nil {
+				return nil, fmt.Errorf("config: %w", err)
+			}
 		}
 	}
 	sim1, _ := procCPU("self")
@@ -272,6 +265,29 @@ func registerAll(reg registryv1.RegistryClient, cfg config) error {
 	default:
 		return nil
 	}
+}
+
+// joinLeave registers instance inst of app, then deregisters it, measuring
+// both changes.
+func (m *measurer) joinLeave(reg registryv1.RegistryClient, res *runResult, app string, rep int, inst string) error {
+	ep := endpointOf(app, 0)
+	ep.InstanceId = inst
+	ep.Address = fmt.Sprintf("10.200.%d.%d:50001", rep>>8&255, rep&255)
+	ctx := context.Background()
+	typeURL := m.cfg.model.TypeURL()
+	if err := m.change(res.scen[scJoin], present(typeURL, inst), func() error {
+		_, err := reg.Register(ctx, &registryv1.RegisterRequest{AppId: app, Endpoint: ep, Ttl: durationpb.New(time.Hour)})
+		return err
+	}); err != nil {
+		return fmt.Errorf("join: %w", err)
+	}
+	if err := m.change(res.scen[scLeave], gone(typeURL, inst, m.cfg.model.Left(app, inst)), func() error {
+		_, err := reg.Deregister(ctx, &registryv1.DeregisterRequest{AppId: app, InstanceId: inst})
+		return err
+	}); err != nil {
+		return fmt.Errorf("leave: %w", err)
+	}
+	return nil
 }
 
 // measurer runs the changes of one run.
