@@ -13,14 +13,14 @@ import (
 	predis "github.com/dapr/components-contrib/pubsub/redis"
 	procketmq "github.com/dapr/components-contrib/pubsub/rocketmq"
 	smemory "github.com/dapr/components-contrib/state/in-memory"
-	smongodb "github.com/dapr/components-contrib/state/mongodb"
 	smysql "github.com/dapr/components-contrib/state/mysql"
-	sredis "github.com/dapr/components-contrib/state/redis"
-	szookeeper "github.com/dapr/components-contrib/state/zookeeper"
 	"github.com/dapr/kit/logger"
 
 	"github.com/outrig/outrig/broker"
 	"github.com/outrig/outrig/components"
+	nmongodb "github.com/outrig/outrig/components/state/mongodb"
+	nredis "github.com/outrig/outrig/components/state/redis"
+	nzookeeper "github.com/outrig/outrig/components/state/zookeeper"
 )
 
 // newRegistry builds the component registry of the outrig binary: every
@@ -30,10 +30,11 @@ func newRegistry() *components.Registry {
 	r := components.NewRegistry()
 
 	r.RegisterState("state.in-memory", "v1", smemory.NewInMemoryStateStore)
-	r.RegisterState("state.redis", "v1", sredis.NewRedisStateStore)
+	// Native where contrib's semantics failed the conformance suite (see each package's doc).
+	r.RegisterState("state.redis", "v1", nredis.New)
 	r.RegisterState("state.mysql", "v1", smysql.NewMySQLStateStore)
-	r.RegisterState("state.mongodb", "v1", smongodb.NewMongoDB)
-	r.RegisterState("state.zookeeper", "v1", szookeeper.NewZookeeperStateStore)
+	r.RegisterState("state.mongodb", "v1", nmongodb.New)
+	r.RegisterState("state.zookeeper", "v1", nzookeeper.New)
 
 	r.RegisterPubSub("pubsub.in-memory", "v1", pmemory.New)
 	r.RegisterPubSub("pubsub.outrig-broker", "v1", broker.NewPubSub)
