@@ -194,7 +194,7 @@ func (cp *ControlPlane) start(ctx context.Context, addr string) (string, func(),
 		}
 	}
 	if hold > 0 {
-		_ = cp.xds.HoldRemovals(resource.ServiceEndpointsType, hold)
+		_ = cp.xds.HoldRemovals(resource.EndpointType, hold)
 	}
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -290,12 +290,14 @@ func (cp *ControlPlane) publishConfig(set *config.Set) {
 	}
 }
 
-func (cp *ControlPlane) publishEndpoints(up map[string]*configv1.ServiceEndpoints, removed []string) {
+// publishEndpoints pushes the instances that changed, one Endpoint
+// resource each.
+func (cp *ControlPlane) publishEndpoints(up map[string]*configv1.Endpoint, removed []string) {
 	res := make(map[string]proto.Message, len(up))
 	for k, v := range up {
 		res[k] = v
 	}
-	if err := cp.xds.UpdateResources(resource.ServiceEndpointsType, res, removed); err != nil {
+	if err := cp.xds.UpdateResources(resource.EndpointType, res, removed); err != nil {
 		cp.log.Error("pushing endpoints failed", "error", err)
 	}
 }

@@ -361,12 +361,12 @@ func TestScopesAndEndpointsEndToEnd(t *testing.T) {
 	<-reg.Registered()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		m, found, err := c.Get(context.Background(), resource.ServiceEndpointsType, "billing")
+		eps, found, err := c.Endpoints(context.Background(), "billing")
 		if err != nil {
 			t.Fatal(err)
 		}
 		if found {
-			if a := m.(*configv1.ServiceEndpoints).GetEndpoints()[0].GetAddress(); a != "127.0.0.1:9100" {
+			if a := eps[0].GetAddress(); a != "127.0.0.1:9100" {
 				t.Fatalf("address %s", a)
 			}
 			break
@@ -450,7 +450,7 @@ func TestRestartKeepsEndpointsWhileInstancesReRegister(t *testing.T) {
 	<-reg.Registered()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		_, found, _ := c.Get(context.Background(), resource.ServiceEndpointsType, "billing")
+		_, found, _ := c.Endpoints(context.Background(), "billing")
 		if found {
 			break
 		}
@@ -487,7 +487,7 @@ func TestRestartKeepsEndpointsWhileInstancesReRegister(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	rec.none(t, time.Second) // neither the component nor the endpoints were resent or removed
-	if _, ok := c.Cached(resource.ServiceEndpointsType, "billing"); !ok {
+	if _, ok := c.CachedEndpoints("billing"); !ok {
 		t.Fatal("the sidecar lost billing's endpoints across the restart")
 	}
 }

@@ -32,8 +32,11 @@ type configClient struct {
 func newConfigClient(_ context.Context, s *Sidecar, _ *prometheus.Registry) (*configClient, error) {
 	cc := &configClient{s: s}
 	handler := client.HandlerFunc(func(typeURL string, updated map[string]proto.Message, removed []string) map[string]error {
-		if typeURL == resource.ServiceEndpointsType {
-			return checkEndpoints(updated) // held by the client's cache; read on each invocation
+		switch typeURL {
+		case resource.EndpointType:
+			return checkEndpoints(updated) // indexed per app by the client; read on each invocation
+		case resource.ServiceEndpointsType:
+			return nil // not subscribed
 		}
 		rejected := s.runtime.Apply(typeURL, updated, removed)
 		short := typeURL[len("type.googleapis.com/"):]
@@ -73,18 +76,16 @@ func newConfigClient(_ context.Context, s *Sidecar, _ *prometheus.Registry) (*co
 // endpointsWait bounds the first lookup of an app id's endpoints.
 const endpointsWait = 5 * time.Second
 
-// checkEndpoints rejects endpoint sets with an unusable address.
+// checkEndpoints rejects endpoints with an unusable address.
 func checkEndpoints(updated map[string]proto.Message) map[string]error {
 	var rejected map[string]error
 	for name, m := range updated {
-		for i, ep := range m.(*configv1.ServiceEndpoints).GetEndpoints() {
-			if _, _, err := net.SplitHostPort(ep.GetAddress()); err != nil {
-				if rejected == nil {
-					rejected = map[string]error{}
-				}
-				rejected[name] = fmt.Errorf("endpoints[%d].address %q: %w", i, ep.GetAddress(), err)
-				break
+		ep := m.(*configv1.Endpoint)
+		if _, _, err := net.SplitHostPort(ep.GetAddress()); err != nil {
+			if rejected == nil {
+				rejected = map[string]error{}
 			}
+			rejected[name] = fmt.Errorf("address %q: %w", ep.GetAddress(), err)
 		}
 	}
 	return rejected
@@ -121,22 +122,28 @@ func (cc *configClient) deregister(ctx context.Context) {
 func (cc *configClient) stop() { _ = cc.xds.Close() }
 
 // Endpoints implements invoke.Resolver: the live instances of appID, from
-// the on-demand ServiceEndpoints subscription.
+// the client's per-app view of the on-demand Endpoint collection "<appID>/*"
+// (a map lookup once the app id was resolved; each join or leave updates
+// the view as it arrives). The last endpoints received keep answering while
+// the control plane is unreachable.
 func (cc *configClient) Endpoints(ctx context.Context, appID string) ([]*configv1.Endpoint, error) {
-	if m, ok := cc.xds.Cached(resource.ServiceEndpointsType, appID); ok {
-		return m.(*configv1.ServiceEndpoints).GetEndpoints(), nil
+	if eps, ok := cc.xds.CachedEndpoints(appID); ok {
+		return eps, nil
+	}
+	if err := resource.CheckID("app_id", appID); err != nil {
+		return nil, errkind.InvalidArgument("app_id", "%q must not contain '/' or '*'", appID)
 	}
 	// While disconnected the client runs no not-found timer: bound the wait.
 	ctx, cancel := context.WithTimeout(ctx, endpointsWait)
 	defer cancel()
-	m, found, err := cc.xds.Get(ctx, resource.ServiceEndpointsType, appID)
+	eps, found, err := cc.xds.Endpoints(ctx, appID)
 	if err != nil {
 		return nil, fmt.Errorf("endpoints of %q: %w: %w", appID, errkind.ErrUnavailable, err)
 	}
 	if !found {
 		return nil, fmt.Errorf("app id %q is not registered with the control plane: %w", appID, errkind.ErrNotFound)
 	}
-	return m.(*configv1.ServiceEndpoints).GetEndpoints(), nil
+	return eps, nil
 }
 
 func startInProcessControlPlane(ctx context.Context, dir string, log *slog.Logger) (string, func(), error) {

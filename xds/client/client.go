@@ -2,8 +2,16 @@
 // plane, with the semantics of gRPC-go's xDS client:
 //
 //   - one ADS stream (DeltaAggregatedResources); Component, Policy and
-//     Subscription subscribed by wildcard, ServiceEndpoints on demand by name
-//     (Watch, Get);
+//     Subscription subscribed by wildcard, the Endpoints of an app id on
+//     demand as the collection "<app id>/*" (Endpoints; generic names and
+//     collections with Watch, Get);
+//   - a per-app view of the endpoints held, updated as each response is
+//     applied, so that resolving an app id costs a map lookup (Endpoints,
+//     CachedEndpoints);
+//   - several control-plane addresses (Options.Targets): the connection
+//     picks the first that answers and, when it is lost, tries them again
+//     in order (gRPC pick_first), and the stream resumes on whichever
+//     replica answers;
 //   - a per-resource cache with the version of every accepted resource;
 //   - each response's changes handed to a Handler, serially; resources the
 //     client cannot decode or the Handler rejects are NACKed with
@@ -16,8 +24,10 @@
 //   - reconnection with exponential backoff and jitter, re-subscribing
 //     everything with initial_resource_versions, so that a server holding the
 //     same versions sends nothing again;
-//   - the last accepted resources persisted atomically to a file, loaded and
-//     handed to the Handler when the control plane cannot be reached at start.
+//   - the last accepted resources persisted atomically to a file (at once
+//     after a configuration change, within PersistDelay after endpoint
+//     changes), loaded and handed to the Handler when the control plane
+//     cannot be reached at start.
 //
 // The package also provides Registrar, which keeps the leases of the apps a
 // sidecar serves alive in the control plane's registry.
@@ -29,6 +39,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,6 +49,8 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/outrig/outrig/xds/resource"
@@ -64,11 +77,18 @@ func (f HandlerFunc) Apply(typeURL string, updated map[string]proto.Message, rem
 	return f(typeURL, updated, removed)
 }
 
-// Options configure a Client. Target, NodeID and Handler are required.
+// Options configure a Client. Target (or Targets), NodeID and Handler are
+// required.
 type Options struct {
 	// Target is the control plane's gRPC address (host:port or any gRPC
-	// target string).
+	// target string), or several host:port addresses separated by commas
+	// (replicas of one control plane), as Targets.
 	Target string
+	// Targets are the addresses of a replicated control plane's replicas:
+	// the client connects to the first that answers and fails over to the
+	// others, in order, when the connection is lost. Target is ignored when
+	// Targets is set.
+	Targets []string
 	// DialOptions replace the default (plaintext) transport credentials;
 	// the client adds its reconnect backoff parameters.
 	DialOptions []grpc.DialOption
@@ -91,6 +111,11 @@ type Options struct {
 	// NotFoundTimeout: a named subscription without an answer this long
 	// after it was sent is taken as not found. Default 2s.
 	NotFoundTimeout time.Duration
+	// PersistDelay: after a change of named resources only (endpoints),
+	// the persisted file is rewritten within this delay, so that a burst of
+	// endpoint changes costs one write. Configuration changes are written
+	// at once. Default 1s.
+	PersistDelay time.Duration
 	// BackoffBase and BackoffMax bound the delay between connection
 	// attempts (exponential, factor 1.6, ±20% jitter). Defaults 100ms, 30s.
 	BackoffBase time.Duration
@@ -100,8 +125,20 @@ type Options struct {
 }
 
 func (o *Options) validate() error {
+	if len(o.Targets) == 0 {
+		for _, t := range strings.Split(o.Target, ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				o.Targets = append(o.Targets, t)
+			}
+		}
+	}
+	for i, t := range o.Targets {
+		if strings.TrimSpace(t) == "" {
+			return fmt.Errorf("client options: Targets[%d] is empty", i)
+		}
+	}
 	switch {
-	case o.Target == "":
+	case len(o.Targets) == 0:
 		return errors.New("client options: Target is required")
 	case o.NodeID == "":
 		return errors.New("client options: NodeID is required")
@@ -113,6 +150,9 @@ func (o *Options) validate() error {
 	}
 	if o.NotFoundTimeout <= 0 {
 		o.NotFoundTimeout = 2 * time.Second
+	}
+	if o.PersistDelay <= 0 {
+		o.PersistDelay = time.Second
 	}
 	if o.BackoffBase <= 0 {
 		o.BackoffBase = 100 * time.Millisecond
@@ -140,6 +180,7 @@ type Stats struct {
 	Removed   int // names received in removed_resources
 	Applied   int // resources handed to the Handler as updated
 	Nacks     int // responses NACKed
+	Bytes     int // encoded size of the responses received
 }
 
 // Client is a delta-xDS client. Create it with New; it connects and
@@ -164,9 +205,13 @@ type Client struct {
 	isReady  bool // only touched by run
 	closeErr sync.Once
 
-	mu    sync.Mutex
-	types map[string]*typeState
-	stats Stats
+	mu           sync.Mutex
+	types        map[string]*typeState
+	stats        Stats
+	persistTimer *time.Timer // pending delayed persist; guarded by mu
+
+	persistMu sync.Mutex // serialises writes of the persisted file
+	endpoints endpointView
 }
 
 // New creates the client and starts connecting to opts.Target.
@@ -176,6 +221,20 @@ func New(opts Options) (*Client, error) {
 	}
 	dial := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	dial = append(dial, opts.DialOptions...)
+	target := opts.Targets[0]
+	if len(opts.Targets) > 1 {
+		// A resolver of our own (not registered globally) lists every
+		// replica; pick_first connects to the first that answers and, after
+		// losing it, tries the list again in order.
+		r := manual.NewBuilderWithScheme("outrig-cp")
+		addrs := make([]resolver.Address, len(opts.Targets))
+		for i, t := range opts.Targets {
+			addrs[i] = resolver.Address{Addr: t}
+		}
+		r.InitialState(resolver.State{Addresses: addrs})
+		dial = append(dial, grpc.WithResolvers(r), grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"pick_first":{}}]}`))
+		target = r.Scheme() + ":///control-plane"
+	}
 	dial = append(dial,
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: opts.BackoffBase, Multiplier: 1.6, Jitter: 0.2, MaxDelay: opts.BackoffMax},
@@ -186,7 +245,7 @@ func New(opts Options) (*Client, error) {
 		// connection (the server permits pings every 10s).
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
 	)
-	conn, err := grpc.NewClient(opts.Target, dial...)
+	conn, err := grpc.NewClient(target, dial...)
 	if err != nil {
 		return nil, fmt.Errorf("xds client: %w", err)
 	}
@@ -220,8 +279,9 @@ func (c *Client) Ready() <-chan struct{} { return c.ready }
 // services on the same server (the Registrar). It is closed by Close.
 func (c *Client) Conn() grpc.ClientConnInterface { return c.conn }
 
-// Close stops the client: it ends the stream, waits for its goroutines and
-// closes the connection. The Handler is not called after Close returns.
+// Close stops the client: it ends the stream, waits for its goroutines,
+// writes a pending delayed persist and closes the connection. The Handler
+// is not called after Close returns.
 func (c *Client) Close() error {
 	var err error
 	c.closeErr.Do(func() {
@@ -232,7 +292,12 @@ func (c *Client) Close() error {
 		for _, ts := range c.types {
 			ts.stopTimers()
 		}
+		pending := c.persistTimer != nil && c.persistTimer.Stop()
+		c.persistTimer = nil
 		c.mu.Unlock()
+		if pending {
+			c.persist()
+		}
 		err = c.conn.Close()
 	})
 	return err
@@ -245,9 +310,10 @@ func (c *Client) Stats() Stats {
 	return c.stats
 }
 
-// Watch subscribes to typeURL/name. For a wildcard type it does nothing
-// (everything is subscribed already). It does not wait; use Get to wait for
-// the answer.
+// Watch subscribes to typeURL/name, a resource name or a collection
+// ("<prefix>/*": every resource whose name starts with prefix/). For a
+// wildcard type it does nothing (everything is subscribed already). It does
+// not wait; use Get to wait for the answer.
 func (c *Client) Watch(typeURL, name string) error {
 	if name == "" {
 		return errors.New("watch: name is empty")
@@ -298,7 +364,9 @@ func (c *Client) Get(ctx context.Context, typeURL, name string) (proto.Message, 
 }
 
 // Wait is Get without subscribing: it waits for an answer about a name
-// already watched (or a wildcard type's first answer).
+// already watched (or a wildcard type's first answer). For a collection
+// name ("<prefix>/*") it returns a nil message and whether the client
+// holds at least one member.
 func (c *Client) Wait(ctx context.Context, typeURL, name string) (proto.Message, bool, error) {
 	c.mu.Lock()
 	ts, ok := c.types[typeURL]
@@ -317,6 +385,11 @@ func (c *Client) Wait(ctx context.Context, typeURL, name string) (proto.Message,
 		return nil, false, ctx.Err()
 	case <-c.done:
 		return nil, false, ErrClosed
+	}
+	if resource.IsCollection(name) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return nil, ts.has(name), nil
 	}
 	m, found := c.Cached(typeURL, name)
 	return m, found, nil

@@ -19,7 +19,7 @@ func TestUnknownAppIDNotFoundFastThenPushedOnRegistration(t *testing.T) {
 	rec.drain()
 
 	start := time.Now()
-	_, found, err := c.Get(context.Background(), resource.ServiceEndpointsType, "payments")
+	_, found, err := c.Endpoints(context.Background(), "payments")
 	elapsed := time.Since(start)
 	if err != nil || found {
 		t.Fatalf("Get(payments) = found %v, err %v; want not found", found, err)
@@ -35,31 +35,34 @@ func TestUnknownAppIDNotFoundFastThenPushedOnRegistration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	call := rec.next(t, resource.ServiceEndpointsType)
-	if !cmp.Equal(call.updated, []string{"payments"}) {
+	call := rec.next(t, resource.EndpointType)
+	if !cmp.Equal(call.updated, []string{"payments/pay-1"}) {
 		t.Fatalf("Apply got %v", call.updated)
 	}
-	se := call.msgs["payments"].(*configv1.ServiceEndpoints)
-	if len(se.GetEndpoints()) != 1 || se.GetEndpoints()[0].GetAddress() != "127.0.0.1:7001" || se.GetEndpoints()[0].GetZone() != "z1" {
-		t.Fatalf("endpoints = %v", se)
+	e := call.msgs["payments/pay-1"].(*configv1.Endpoint)
+	if e.GetAddress() != "127.0.0.1:7001" || e.GetZone() != "z1" || e.GetAppId() != "payments" {
+		t.Fatalf("endpoint = %v", e)
 	}
-	eventually(t, "Get finds payments", func() bool {
-		m, found, err := c.Get(context.Background(), resource.ServiceEndpointsType, "payments")
-		return err == nil && found && len(m.(*configv1.ServiceEndpoints).GetEndpoints()) == 1
+	eventually(t, "Endpoints finds payments", func() bool {
+		eps, found, err := c.Endpoints(context.Background(), "payments")
+		return err == nil && found && len(eps) == 1
 	})
 
 	// Graceful shutdown deregisters: the watcher sees the removal.
 	if err := reg.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	call = rec.next(t, resource.ServiceEndpointsType)
-	if !cmp.Equal(call.removed, []string{"payments"}) {
+	call = rec.next(t, resource.EndpointType)
+	if !cmp.Equal(call.removed, []string{"payments/pay-1"}) {
 		t.Fatalf("after deregistration Apply removed %v", call.removed)
 	}
 	eventually(t, "payments leaves the cache", func() bool {
-		_, ok := c.Cached(resource.ServiceEndpointsType, "payments")
+		_, ok := c.CachedEndpoints("payments")
 		return !ok
 	})
+	if _, found, err := c.Endpoints(context.Background(), "payments"); err != nil || found {
+		t.Fatalf("Endpoints after the last instance left: found %v err %v", found, err)
+	}
 }
 
 func TestEndpointsRemovedOnExpiry(t *testing.T) {
@@ -72,7 +75,7 @@ func TestEndpointsRemovedOnExpiry(t *testing.T) {
 	waitReady(t, c)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		_, found, err := c.Get(context.Background(), resource.ServiceEndpointsType, "inventory")
+		_, found, err := c.Endpoints(context.Background(), "inventory")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -91,8 +94,8 @@ func TestEndpointsRemovedOnExpiry(t *testing.T) {
 	if n := p.reg.Check(); n != 1 {
 		t.Fatalf("expired %d leases, want 1", n)
 	}
-	call := rec.next(t, resource.ServiceEndpointsType)
-	if !cmp.Equal(call.removed, []string{"inventory"}) {
+	call := rec.next(t, resource.EndpointType)
+	if !cmp.Equal(call.removed, []string{"inventory/inv-1"}) {
 		t.Fatalf("after expiry Apply removed %v", call.removed)
 	}
 }

@@ -75,12 +75,12 @@ func startPlaneWith(t *testing.T, addr string, setup func(*plane)) *plane {
 	}
 	clk := &fakeClock{t: time.Unix(1_000_000, 0)}
 	reg, err := registry.New(registry.Options{Clock: clk, Logger: quietLog, Metrics: metrics,
-		OnChange: func(up map[string]*configv1.ServiceEndpoints, removed []string) {
+		OnChange: func(up map[string]*configv1.Endpoint, removed []string) {
 			m := make(map[string]proto.Message, len(up))
 			for k, v := range up {
 				m[k] = v
 			}
-			if err := srv.UpdateResources(resource.ServiceEndpointsType, m, removed); err != nil {
+			if err := srv.UpdateResources(resource.EndpointType, m, removed); err != nil {
 				t.Errorf("publish endpoints: %v", err)
 			}
 		}})

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/protobuf/encoding/protodelim"
@@ -23,11 +24,39 @@ import (
 // rename), so a crash leaves either the old or the new file.
 var persistMagic = []byte("outrig-xds-cache v1\n")
 
-// persist writes the accepted resources to opts.PersistPath. Called by run.
+// persistAfter persists at once after a change of a wildcard type
+// (configuration), or within PersistDelay after a change of named
+// resources only (endpoints), coalescing a burst into one write.
+func (c *Client) persistAfter(wildcard bool) {
+	if c.opts.PersistPath == "" {
+		return
+	}
+	if wildcard {
+		c.persist()
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.persistTimer != nil || c.ctx.Err() != nil {
+		return
+	}
+	c.persistTimer = time.AfterFunc(c.opts.PersistDelay, func() {
+		c.mu.Lock()
+		c.persistTimer = nil
+		c.mu.Unlock()
+		c.persist()
+	})
+}
+
+// persist writes the accepted resources to opts.PersistPath. Writes are
+// serialised, each of a snapshot taken under the write lock, so the file
+// always ends with the latest state.
 func (c *Client) persist() {
 	if c.opts.PersistPath == "" {
 		return
 	}
+	c.persistMu.Lock()
+	defer c.persistMu.Unlock()
 	var snap []*discovery.DeltaDiscoveryResponse
 	c.mu.Lock()
 	for _, t := range resource.AllTypes() {
@@ -158,17 +187,30 @@ func (c *Client) loadPersisted() {
 			continue
 		}
 		herrs := c.opts.Handler.Apply(t, updated, nil)
+		var view endpointChanges
 		c.mu.Lock()
 		for name, h := range incoming {
 			if err := herrs[name]; err != nil {
 				c.log.Warn("persisted resource rejected", "type", t, "name", name, "error", err)
 				continue
 			}
-			ts.held[name] = h
+			ts.put(name, h)
+			view.put(t, name, h.msg)
 			loaded++
 			if !ts.wildcard {
-				// Keep it fresh: subscribe to it like any watched name.
-				ts.watch(name)
+				// Keep it fresh: subscribe to it (or to its collection)
+				// like any watched name.
+				if coll := resource.CollectionOf(name); coll != "" && t == resource.EndpointType {
+					ts.watch(coll)
+				} else {
+					ts.watch(name)
+				}
+			}
+		}
+		c.updateEndpoints(view) // before the answers, as in handleResponse
+		for name := range incoming {
+			if _, ok := ts.held[name]; ok {
+				c.resolveHeld(ts, name)
 			}
 		}
 		c.mu.Unlock()

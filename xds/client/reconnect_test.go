@@ -32,10 +32,9 @@ func TestReconnectResubscribesWithVersionsAndGetsNothingHeld(t *testing.T) {
 	rec := newRecorder()
 	c := newClient(t, p1.addr, rec, nil)
 	waitReady(t, c)
-	if _, found, err := c.Get(context.Background(), resource.ServiceEndpointsType, "payments"); err != nil || !found {
-		t.Fatalf("Get(payments) = %v, %v", found, err)
+	if _, found, err := c.Endpoints(context.Background(), "payments"); err != nil || !found {
+		t.Fatalf("Endpoints(payments) = %v, %v", found, err)
 	}
-	eventually(t, "payments cached", func() bool { _, ok := c.Cached(resource.ServiceEndpointsType, "payments"); return ok })
 	rec.drain()
 	before := c.Stats()
 
@@ -66,10 +65,11 @@ func TestReconnectResubscribesWithVersionsAndGetsNothingHeld(t *testing.T) {
 	if _, err := p2.reg.Register("payments", &configv1.Endpoint{InstanceId: "pay-2", Address: "127.0.0.1:7004"}, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	call := rec.next(t, resource.ServiceEndpointsType)
-	if n := len(call.msgs["payments"].(*configv1.ServiceEndpoints).GetEndpoints()); n != 2 {
-		t.Fatalf("payments has %d endpoints after the second registration, want 2", n)
+	call := rec.next(t, resource.EndpointType)
+	if !cmp.Equal(call.updated, []string{"payments/pay-2"}) {
+		t.Fatalf("second registration applied %v, want only payments/pay-2", call.updated)
 	}
+	eventually(t, "payments has 2 endpoints", func() bool { eps, _ := c.CachedEndpoints("payments"); return len(eps) == 2 })
 }
 
 func TestPersistedConfigUsedWhileControlPlaneDown(t *testing.T) {
@@ -78,7 +78,7 @@ func TestPersistedConfigUsedWhileControlPlaneDown(t *testing.T) {
 	rec1 := newRecorder()
 	c1 := newClient(t, p1.addr, rec1, func(o *Options) { o.PersistPath = path })
 	waitReady(t, c1)
-	if _, found, _ := c1.Get(context.Background(), resource.ServiceEndpointsType, "payments"); !found {
+	if _, found, _ := c1.Endpoints(context.Background(), "payments"); !found {
 		t.Fatal("payments not found")
 	}
 	eventually(t, "cache file written with payments", func() bool {
@@ -87,7 +87,7 @@ func TestPersistedConfigUsedWhileControlPlaneDown(t *testing.T) {
 			return false
 		}
 		for _, r := range snap {
-			if r.GetTypeUrl() == resource.ServiceEndpointsType && len(r.GetResources()) == 1 {
+			if r.GetTypeUrl() == resource.EndpointType && len(r.GetResources()) == 1 {
 				return true
 			}
 		}
@@ -117,12 +117,18 @@ func TestPersistedConfigUsedWhileControlPlaneDown(t *testing.T) {
 	}
 	rec2.mu.Unlock()
 	want := map[string][]string{
-		resource.ComponentType:        {"a", "b", "c"},
-		resource.PolicyType:           {"pol"},
-		resource.ServiceEndpointsType: {"payments"},
+		resource.ComponentType: {"a", "b", "c"},
+		resource.PolicyType:    {"pol"},
+		resource.EndpointType:  {"payments/pay-1"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("applied from file (-want +got):\n%s", diff)
+	}
+	// The persisted endpoints answer lookups while the control plane is down.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if eps, found, err := c2.Endpoints(ctx, "payments"); err != nil || !found || len(eps) != 1 || eps[0].GetAddress() != "127.0.0.1:7001" {
+		t.Fatalf("Endpoints(payments) from the file = %v %v %v", eps, found, err)
 	}
 	rec2.drain()
 
@@ -142,8 +148,8 @@ func TestPersistedConfigUsedWhileControlPlaneDown(t *testing.T) {
 					t.Fatalf("components after reconnect: updated %v removed %v", call.updated, call.removed)
 				}
 				sawComp = true
-			case resource.ServiceEndpointsType:
-				if !cmp.Equal(call.removed, []string{"payments"}) {
+			case resource.EndpointType:
+				if !cmp.Equal(call.removed, []string{"payments/pay-1"}) {
 					t.Fatalf("endpoints after reconnect: removed %v", call.removed)
 				}
 				sawEP = true

@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -38,8 +39,12 @@ type RegistrarOptions struct {
 
 // Registrar keeps one lease per app id alive in the control plane's
 // registry: it registers each app id, renews every TTL/3, registers again
-// when the registry answers NOT_FOUND (the lease expired, or the control
-// plane restarted), and deregisters on Close.
+// when the registry answers NOT_FOUND (the lease expired, the control plane
+// restarted, or the connection failed over to another replica, which does
+// not hold this lease), and deregisters on Close. When the connection
+// becomes ready again after a failure (a restarted control plane, another
+// replica) it renews at once instead of waiting for the next period, so the
+// registration moves with the connection within a round trip.
 //
 // Lifecycle: NewRegistrar starts it; Close stops it. Safe for concurrent use.
 type Registrar struct {
@@ -51,6 +56,8 @@ type Registrar struct {
 
 	registeredOnce sync.Once
 	registered     chan struct{}
+	reconnect      chan struct{} // the connection became ready again; capacity 1
+	watchDone      chan struct{} // closed when watchState returns; nil without it
 	closeOnce      sync.Once
 	closeErr       error
 }
@@ -94,9 +101,38 @@ func NewRegistrar(conn grpc.ClientConnInterface, opts RegistrarOptions) (*Regist
 		cancel:     cancel,
 		done:       make(chan struct{}),
 		registered: make(chan struct{}),
+		reconnect:  make(chan struct{}, 1),
+	}
+	if sw, ok := conn.(stateWatcher); ok {
+		r.watchDone = make(chan struct{})
+		go r.watchState(ctx, sw)
 	}
 	go r.run(ctx)
 	return r, nil
+}
+
+// stateWatcher is the part of *grpc.ClientConn the Registrar uses to learn
+// that the connection came back.
+type stateWatcher interface {
+	GetState() connectivity.State
+	WaitForStateChange(context.Context, connectivity.State) bool
+}
+
+// watchState signals reconnect whenever the connection becomes ready after
+// having been something else.
+func (r *Registrar) watchState(ctx context.Context, sw stateWatcher) {
+	defer close(r.watchDone)
+	st := sw.GetState()
+	for sw.WaitForStateChange(ctx, st) {
+		next := sw.GetState()
+		if next == connectivity.Ready && st != connectivity.Ready {
+			select {
+			case r.reconnect <- struct{}{}:
+			default:
+			}
+		}
+		st = next
+	}
 }
 
 // Registered is closed once every app id was registered at least once.
@@ -108,6 +144,9 @@ func (r *Registrar) Close(ctx context.Context) error {
 	r.closeOnce.Do(func() {
 		r.cancel()
 		<-r.done
+		if r.watchDone != nil {
+			<-r.watchDone
+		}
 		var errs []error
 		for _, app := range r.opts.AppIDs {
 			_, err := r.rc.Deregister(ctx, &registryv1.DeregisterRequest{AppId: app, InstanceId: r.opts.InstanceID})
@@ -131,6 +170,13 @@ func (r *Registrar) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
+		case <-r.reconnect:
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
 		}
 		// Renew what is registered; a NOT_FOUND lease is registered again below.
 		for app, ttl := range leases {

@@ -6,6 +6,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/outrig/outrig/xds/resource"
 )
 
 // held is an accepted resource.
@@ -24,7 +26,8 @@ const (
 	absent                   // the server said removed, or the not-found timer fired
 )
 
-// named is one explicit subscription.
+// named is one explicit subscription: a resource name, or a glob collection
+// ("<prefix>/*") that exists while the client holds at least one member.
 type named struct {
 	state    nameState
 	resolved chan struct{} // closed at the first answer
@@ -51,6 +54,7 @@ type typeState struct {
 	typeURL  string
 	wildcard bool
 	held     map[string]*held
+	members  map[string]int    // collection → number of its members held
 	watched  map[string]*named // explicit subscriptions (named types)
 	pending  []string          // watched names not yet sent on the current stream
 	synced   chan struct{}     // closed at the type's first answer (wildcard types)
@@ -61,9 +65,59 @@ func newTypeState(typeURL string, wildcard bool) *typeState {
 		typeURL:  typeURL,
 		wildcard: wildcard,
 		held:     map[string]*held{},
+		members:  map[string]int{},
 		watched:  map[string]*named{},
 		synced:   make(chan struct{}),
 	}
+}
+
+// put records an accepted resource.
+func (ts *typeState) put(name string, h *held) {
+	if _, ok := ts.held[name]; !ok {
+		if coll := resource.CollectionOf(name); coll != "" {
+			ts.members[coll]++
+		}
+	}
+	ts.held[name] = h
+}
+
+// drop forgets a resource.
+func (ts *typeState) drop(name string) {
+	if _, ok := ts.held[name]; !ok {
+		return
+	}
+	delete(ts.held, name)
+	if coll := resource.CollectionOf(name); coll != "" {
+		if ts.members[coll]--; ts.members[coll] <= 0 {
+			delete(ts.members, coll)
+		}
+	}
+}
+
+// has reports whether the client holds name, or a member of the collection
+// name.
+func (ts *typeState) has(name string) bool {
+	if resource.IsCollection(name) {
+		return ts.members[name] > 0
+	}
+	_, ok := ts.held[name]
+	return ok
+}
+
+// subscribed reports whether a resource of this name was asked for: the
+// type is wildcard, or the name or its collection is watched.
+func (ts *typeState) subscribed(name string) bool {
+	if ts.wildcard {
+		return true
+	}
+	if _, ok := ts.watched[name]; ok {
+		return true
+	}
+	if coll := resource.CollectionOf(name); coll != "" {
+		_, ok := ts.watched[coll]
+		return ok
+	}
+	return false
 }
 
 // watch adds an explicit subscription; it reports whether it is new (and
@@ -77,7 +131,7 @@ func (ts *typeState) watch(name string) bool {
 	}
 	n := &named{resolved: make(chan struct{})}
 	ts.watched[name] = n
-	if _, ok := ts.held[name]; ok {
+	if ts.has(name) {
 		n.resolve(exists)
 	}
 	ts.pending = append(ts.pending, name)

@@ -248,6 +248,7 @@ func (c *Client) handleResponse(s *adsStream, resp *discovery.DeltaDiscoveryResp
 	c.stats.Responses++
 	c.stats.Resources += len(resp.GetResources())
 	c.stats.Removed += len(resp.GetRemovedResources())
+	c.stats.Bytes += proto.Size(resp)
 	ts, known := c.types[t]
 	if !known {
 		c.mu.Unlock()
@@ -263,10 +264,8 @@ func (c *Client) handleResponse(s *adsStream, resp *discovery.DeltaDiscoveryResp
 			rejected[fmt.Sprintf("#%d", i)] = fmt.Errorf("resource has no name")
 			continue
 		}
-		if !ts.wildcard {
-			if _, ok := ts.watched[name]; !ok {
-				continue // not asked for
-			}
+		if !ts.subscribed(name) {
+			continue // not asked for
 		}
 		m, err := decode(t, name, r)
 		if err != nil {
@@ -293,33 +292,42 @@ func (c *Client) handleResponse(s *adsStream, resp *discovery.DeltaDiscoveryResp
 	}
 
 	c.mu.Lock()
-	changed := false
+	var (
+		changed bool
+		view    endpointChanges
+	)
+	var accepted, dropped []string
 	for name, h := range incoming {
 		if err := herrs[name]; err != nil {
 			rejected[name] = err
 			continue
 		}
-		ts.held[name] = h
+		ts.put(name, h)
+		view.put(t, name, h.msg)
 		c.stats.Applied++
-		changed = true
-		if n, ok := ts.watched[name]; ok {
-			n.resolve(exists)
-		}
+		accepted = append(accepted, name)
 	}
 	for _, name := range removed {
 		if err := herrs[name]; err != nil {
 			rejected[name] = err
 			continue
 		}
-		delete(ts.held, name)
-		changed = true
+		ts.drop(name)
+		view.drop(t, name)
+		dropped = append(dropped, name)
+	}
+	changed = len(accepted) > 0 || len(dropped) > 0
+	// The view first, then the answers: a waiter woken by a resolution
+	// reads the view.
+	c.updateEndpoints(view)
+	for _, name := range accepted {
+		c.resolveHeld(ts, name)
+	}
+	for _, name := range dropped {
+		c.resolveGone(ts, name)
 	}
 	for _, name := range resp.GetRemovedResources() {
-		if n, ok := ts.watched[name]; ok {
-			if _, still := ts.held[name]; !still {
-				n.resolve(absent)
-			}
-		}
+		c.resolveGone(ts, name)
 	}
 	for name := range rejected {
 		// A rejected name the client holds keeps its previous version; one
@@ -327,6 +335,7 @@ func (c *Client) handleResponse(s *adsStream, resp *discovery.DeltaDiscoveryResp
 		if n, ok := ts.watched[name]; ok && n.state == unknown {
 			n.resolve(absent)
 		}
+		c.resolveGone(ts, resource.CollectionOf(name))
 	}
 	ts.markSynced()
 	if len(rejected) > 0 {
@@ -340,9 +349,49 @@ func (c *Client) handleResponse(s *adsStream, resp *discovery.DeltaDiscoveryResp
 		c.send(s, &discovery.DeltaDiscoveryRequest{TypeUrl: t, ResponseNonce: resp.GetNonce()})
 	}
 	if changed {
-		c.persist()
+		c.persistAfter(ts.wildcard)
 	}
 	c.checkReady()
+}
+
+// resolveHeld marks name, and its collection, as existing. Must hold c.mu.
+func (c *Client) resolveHeld(ts *typeState, name string) {
+	if n, ok := ts.watched[name]; ok {
+		n.resolve(exists)
+	}
+	if coll := resource.CollectionOf(name); coll != "" {
+		if n, ok := ts.watched[coll]; ok {
+			n.resolve(exists)
+		}
+	}
+}
+
+// resolveGone re-examines a watched name (or collection), or the collection
+// of a removed member, after a removal or a rejection: what the client no
+// longer holds anything of is absent. Must hold c.mu.
+func (c *Client) resolveGone(ts *typeState, name string) {
+	if name == "" {
+		return
+	}
+	if coll := resource.CollectionOf(name); coll != "" {
+		c.resolveGone(ts, coll)
+	}
+	n, ok := ts.watched[name]
+	if !ok || ts.has(name) {
+		return
+	}
+	if n.state != absent || !isClosed(n.resolved) {
+		n.resolve(absent)
+	}
+}
+
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 func (c *Client) nack(s *adsStream, resp *discovery.DeltaDiscoveryResponse, rejected map[string]error) {

@@ -19,7 +19,7 @@ func benchRegistry(b *testing.B, n int, step time.Duration) (*Registry, *fakeClo
 	b.Helper()
 	clk := newFakeClock()
 	r, err := New(Options{Clock: clk, DefaultTTL: benchTTL, Logger: slog.New(slog.DiscardHandler),
-		OnChange: func(map[string]*configv1.ServiceEndpoints, []string) {}})
+		OnChange: func(map[string]*configv1.Endpoint, []string) {}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -2,16 +2,17 @@
 //
 // A registration is a lease: it lives for its TTL and is extended by Renew
 // (heartbeats); Deregister removes it at once; Check expires leases whose
-// deadline passed. Every change of an app id's set of instances is handed to
-// the OnChange callback as that app id's new ServiceEndpoints (or its
-// removal when no instance is left), which the control plane feeds to the
-// xDS server, so only the app ids that changed are pushed.
+// deadline passed. Every change is handed to the OnChange callback per
+// instance — the Endpoint resources registered or changed and the names of
+// those gone — which the control plane feeds to the xDS server (or to the
+// shared store of a replicated control plane), so only the instances that
+// changed travel, never an app's whole set.
 //
-// Changes are published in batches: a change marks its app id dirty and
-// wakes Run, which publishes every dirty app id at once (Flush). While one
+// Changes are published in batches: a change marks its instance dirty and
+// wakes Run, which publishes every dirty instance at once (Flush). While one
 // batch is being built and pushed the next one accumulates, so a burst of
-// registrations of one app id costs one rebuild of its endpoints per batch,
-// not one per registration, while an isolated change goes out at once.
+// changes costs one callback per batch, while an isolated change goes out at
+// once.
 //
 // # Cost
 //
@@ -22,8 +23,8 @@
 // and rounded to TTLGranularity, and there is one list per TTL in use (a
 // handful in practice: sidecars use the default). So Register, Renew and
 // Deregister are O(1), and Check costs O(lists + overdue leases): it walks
-// each list from the head only while deadlines are past. Rebuilding an app
-// id's ServiceEndpoints costs O(instances of that app id), once per batch.
+// each list from the head only while deadlines are past. Flush costs
+// O(instances changed), whatever the size of their apps.
 //
 // # Freeze
 //
@@ -52,6 +53,7 @@ import (
 
 	configv1 "github.com/outrig/outrig/api/gen/outrig/config/v1"
 	"github.com/outrig/outrig/errkind"
+	"github.com/outrig/outrig/xds/resource"
 )
 
 // Clock tells the time; tests inject a fake one. The registry assumes it
@@ -64,12 +66,14 @@ type realClock struct{}
 
 func (realClock) Now() time.Time { return time.Now() }
 
-// OnChange receives the new endpoints of the app ids that changed (upserts)
-// and the app ids left without instances (removed). Flush calls it serially
-// (never concurrently), without holding the registry's lock; it should not
-// block for long, since the next batch waits for it.
-// xds/server.UpdateResources fits.
-type OnChange func(upserts map[string]*configv1.ServiceEndpoints, removed []string)
+// OnChange receives the instances registered or changed (upserts: resource
+// name "<app id>/<instance id>" → Endpoint, with AppId set) and the names of
+// the instances gone (removed). Flush calls it serially (never
+// concurrently), without holding the registry's lock; it should not block
+// for long, since the next batch waits for it. The Endpoints are the
+// registry's own: read them, do not modify them.
+// xds/server.UpdateResources(resource.EndpointType, ...) fits.
+type OnChange func(upserts map[string]*configv1.Endpoint, removed []string)
 
 // Options configure a Registry. Zero values take the defaults.
 type Options struct {
@@ -82,8 +86,14 @@ type Options struct {
 	FreezeMinInstances int           // no freeze below this many instances; default 10
 	Clock              Clock         // default: the real clock
 	OnChange           OnChange      // default: changes are not published
-	Metrics            prometheus.Registerer
-	Logger             *slog.Logger
+	// OnDeregister, when set, is called by Deregister (after the lease is
+	// removed, outside the registry's lock) for every deregistration
+	// request, whether this registry held the lease or not: a replicated
+	// control plane removes the instance from the shared store, where
+	// another replica may hold it. It must not block.
+	OnDeregister func(appID, instanceID string)
+	Metrics      prometheus.Registerer
+	Logger       *slog.Logger
 }
 
 func (o *Options) setDefaults() {
@@ -115,7 +125,7 @@ func (o *Options) setDefaults() {
 		o.Clock = realClock{}
 	}
 	if o.OnChange == nil {
-		o.OnChange = func(map[string]*configv1.ServiceEndpoints, []string) {}
+		o.OnChange = func(map[string]*configv1.Endpoint, []string) {}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -146,7 +156,7 @@ type Registry struct {
 	mu     sync.Mutex
 	apps   map[string]map[string]*lease // app id → instance id → lease
 	lists  map[time.Duration]*list.List // ttl → leases by deadline
-	dirty  map[string]struct{}          // app ids changed since the last flush
+	dirty  map[instanceKey]struct{}     // instances changed since the last flush
 	count  int
 	frozen bool
 
@@ -166,12 +176,17 @@ func New(opts Options) (*Registry, error) {
 		kick:  make(chan struct{}, 1),
 		apps:  map[string]map[string]*lease{},
 		lists: map[time.Duration]*list.List{},
-		dirty: map[string]struct{}{},
+		dirty: map[instanceKey]struct{}{},
 	}, nil
 }
 
+type instanceKey struct{ app, instance string }
+
 // ValidateEndpoint checks a registration's fields and returns an
 // errkind.ErrInvalidArgument naming the first bad field.
+//
+// The app id and instance id become the resource name
+// "<app id>/<instance id>", so neither may contain "/" or "*".
 func ValidateEndpoint(appID string, ep *configv1.Endpoint) error {
 	switch {
 	case appID == "":
@@ -182,6 +197,12 @@ func ValidateEndpoint(appID string, ep *configv1.Endpoint) error {
 		return errkind.Required("endpoint.instance_id")
 	case ep.GetAddress() == "":
 		return errkind.Required("endpoint.address")
+	}
+	if err := resource.CheckID("app_id", appID); err != nil {
+		return errkind.InvalidArgument("app_id", "%q must not contain '/' or '*'", appID)
+	}
+	if err := resource.CheckID("endpoint.instance_id", ep.GetInstanceId()); err != nil {
+		return errkind.InvalidArgument("endpoint.instance_id", "%q must not contain '/' or '*'", ep.GetInstanceId())
 	}
 	if _, port, err := net.SplitHostPort(ep.GetAddress()); err != nil || port == "" {
 		return errkind.InvalidArgument("endpoint.address", "%q is not host:port", ep.GetAddress())
@@ -203,13 +224,15 @@ func (r *Registry) clampTTL(ttl time.Duration) time.Duration {
 }
 
 // Register creates or replaces the lease of ep (instance ep.InstanceId of
-// appID) and returns the TTL granted. ttl <= 0 asks for the default.
+// appID) and returns the TTL granted. ttl <= 0 asks for the default. The
+// registry keeps a copy of ep with AppId set to appID.
 func (r *Registry) Register(appID string, ep *configv1.Endpoint, ttl time.Duration) (time.Duration, error) {
 	if err := ValidateEndpoint(appID, ep); err != nil {
 		return 0, err
 	}
 	ttl = r.clampTTL(ttl)
 	ep = proto.Clone(ep).(*configv1.Endpoint)
+	ep.AppId = appID
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -235,7 +258,7 @@ func (r *Registry) Register(appID string, ep *configv1.Endpoint, ttl time.Durati
 	l.deadline = now.Add(ttl)
 	r.link(l)
 	if changed {
-		r.markDirty(appID)
+		r.markDirty(appID, ep.GetInstanceId())
 	}
 	return ttl, nil
 }
@@ -271,22 +294,46 @@ func (r *Registry) Deregister(appID, instanceID string) error {
 		return errkind.Required("instance_id")
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	l, ok := r.apps[appID][instanceID]
-	if !ok {
-		return nil
+	if l, ok := r.apps[appID][instanceID]; ok {
+		r.remove(l)
+		r.markDirty(appID, instanceID)
 	}
-	r.remove(l)
-	r.markDirty(appID)
+	r.mu.Unlock()
+	if r.opts.OnDeregister != nil {
+		r.opts.OnDeregister(appID, instanceID)
+	}
 	return nil
 }
 
-// Endpoints returns the current endpoints of appID, sorted by instance id,
-// or nil when it has none.
-func (r *Registry) Endpoints(appID string) *configv1.ServiceEndpoints {
+// Endpoints returns copies of the current endpoints of appID, sorted by
+// instance id, or nil when it has none. It costs O(instances of appID).
+func (r *Registry) Endpoints(appID string) []*configv1.Endpoint {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.endpointsLocked(appID)
+	instances := r.apps[appID]
+	if len(instances) == 0 {
+		return nil
+	}
+	out := make([]*configv1.Endpoint, 0, len(instances))
+	for _, l := range instances {
+		out = append(out, proto.Clone(l.endpoint).(*configv1.Endpoint))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].GetInstanceId() < out[j].GetInstanceId() })
+	return out
+}
+
+// Each calls f with every lease's Endpoint (shared: do not modify), under
+// the registry's lock: f must be quick and must not call the registry. A
+// replicated control plane uses it to write its leases again after its
+// store session was lost.
+func (r *Registry) Each(f func(*configv1.Endpoint)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, instances := range r.apps {
+		for _, l := range instances {
+			f(l.endpoint)
+		}
+	}
 }
 
 // Len returns the number of leases held.
@@ -321,8 +368,8 @@ func (r *Registry) Run(ctx context.Context) error {
 	}
 }
 
-// Flush publishes the app ids changed since the last flush in one OnChange
-// call. It returns the number of app ids published.
+// Flush publishes the instances changed since the last flush in one
+// OnChange call. It returns the number of instances published.
 func (r *Registry) Flush() int {
 	r.flushMu.Lock()
 	defer r.flushMu.Unlock()
@@ -331,13 +378,14 @@ func (r *Registry) Flush() int {
 		r.mu.Unlock()
 		return 0
 	}
-	upserts := map[string]*configv1.ServiceEndpoints{}
+	upserts := map[string]*configv1.Endpoint{}
 	var removed []string
-	for id := range r.dirty {
-		if se := r.endpointsLocked(id); se != nil {
-			upserts[id] = se
+	for k := range r.dirty {
+		name := resource.EndpointName(k.app, k.instance)
+		if l, ok := r.apps[k.app][k.instance]; ok {
+			upserts[name] = l.endpoint
 		} else {
-			removed = append(removed, id)
+			removed = append(removed, name)
 		}
 	}
 	n := len(r.dirty)
@@ -399,7 +447,7 @@ count:
 			}
 			e = e.Next()
 			r.remove(ls)
-			r.markDirty(ls.appID)
+			r.markDirty(ls.appID, ls.endpoint.GetInstanceId())
 			expired++
 		}
 	}
@@ -440,25 +488,11 @@ func (r *Registry) remove(l *lease) {
 	r.m.instances.Set(float64(r.count))
 }
 
-// markDirty records that appID's endpoints changed and wakes Run. Must
-// hold r.mu.
-func (r *Registry) markDirty(appID string) {
-	r.dirty[appID] = struct{}{}
+// markDirty records that an instance changed and wakes Run. Must hold r.mu.
+func (r *Registry) markDirty(appID, instanceID string) {
+	r.dirty[instanceKey{appID, instanceID}] = struct{}{}
 	select {
 	case r.kick <- struct{}{}:
 	default:
 	}
-}
-
-func (r *Registry) endpointsLocked(appID string) *configv1.ServiceEndpoints {
-	instances := r.apps[appID]
-	if len(instances) == 0 {
-		return nil
-	}
-	se := &configv1.ServiceEndpoints{AppId: appID, Endpoints: make([]*configv1.Endpoint, 0, len(instances))}
-	for _, l := range instances {
-		se.Endpoints = append(se.Endpoints, proto.Clone(l.endpoint).(*configv1.Endpoint))
-	}
-	sort.Slice(se.Endpoints, func(i, j int) bool { return se.Endpoints[i].GetInstanceId() < se.Endpoints[j].GetInstanceId() })
-	return se
 }

@@ -44,11 +44,14 @@ type changeLog struct {
 	removed []string
 }
 
-func (l *changeLog) onChange(up map[string]*configv1.ServiceEndpoints, rm []string) {
+func (l *changeLog) onChange(up map[string]*configv1.Endpoint, rm []string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for id, se := range up {
-		l.upserts = append(l.upserts, fmt.Sprintf("%s=%d", id, len(se.GetEndpoints())))
+	for name, e := range up {
+		if name != e.GetAppId()+"/"+e.GetInstanceId() {
+			panic(fmt.Sprintf("upsert %q carries %s/%s", name, e.GetAppId(), e.GetInstanceId()))
+		}
+		l.upserts = append(l.upserts, name)
 	}
 	l.removed = append(l.removed, rm...)
 }
@@ -61,6 +64,7 @@ func (l *changeLog) take() (up, rm []string) {
 	up, rm = l.upserts, l.removed
 	l.upserts, l.removed = nil, nil
 	sort.Strings(up)
+	sort.Strings(rm)
 	return up, rm
 }
 
@@ -92,16 +96,23 @@ func mustRegister(t testing.TB, r *Registry, app, id string, ttl time.Duration) 
 	}
 }
 
-func TestChangesPublishOnlyTheAppThatChanged(t *testing.T) {
+func TestChangesPublishOnlyTheInstancesThatChanged(t *testing.T) {
 	r, _, log := newTestRegistry(t, Options{})
 	mustRegister(t, r, "a", "a1", 0)
 	mustRegister(t, r, "b", "b1", 0)
 	mustRegister(t, r, "a", "a2", 0)
 	up, rm := log.take()
-	// One batch: a's two registrations are published once, with both instances.
-	if diff := cmp.Diff([]string{"a=2", "b=1"}, up); diff != "" || rm != nil {
+	// One batch with the three instances.
+	if diff := cmp.Diff([]string{"a/a1", "a/a2", "b/b1"}, up); diff != "" || rm != nil {
 		t.Fatalf("published (-want +got):\n%s removed %v", diff, rm)
 	}
+	// One more instance of a: only it is published, not a's whole set.
+	mustRegister(t, r, "a", "a3", 0)
+	if up, rm := log.take(); !cmp.Equal(up, []string{"a/a3"}) || rm != nil {
+		t.Fatalf("join: got upserts %v removed %v", up, rm)
+	}
+	_ = r.Deregister("a", "a3")
+	log.take()
 
 	// Heartbeats and identical re-registrations change nothing visible.
 	if _, err := r.Renew("a", "a1"); err != nil {
@@ -118,22 +129,22 @@ func TestChangesPublishOnlyTheAppThatChanged(t *testing.T) {
 	if _, err := r.Register("b", changed, 0); err != nil {
 		t.Fatal(err)
 	}
-	if up, rm := log.take(); !cmp.Equal(up, []string{"b=1"}) || rm != nil {
+	if up, rm := log.take(); !cmp.Equal(up, []string{"b/b1"}) || rm != nil {
 		t.Fatalf("address change: got upserts %v removed %v", up, rm)
 	}
 	if err := r.Deregister("b", "b1"); err != nil {
 		t.Fatal(err)
 	}
-	if up, rm := log.take(); up != nil || !cmp.Equal(rm, []string{"b"}) {
+	if up, rm := log.take(); up != nil || !cmp.Equal(rm, []string{"b/b1"}) {
 		t.Fatalf("deregistration: got upserts %v removed %v", up, rm)
 	}
 	// Changes that cancel out within one batch publish the end state only.
 	mustRegister(t, r, "c", "c1", 0)
 	_ = r.Deregister("c", "c1")
-	if up, rm := log.take(); up != nil || !cmp.Equal(rm, []string{"c"}) {
+	if up, rm := log.take(); up != nil || !cmp.Equal(rm, []string{"c/c1"}) {
 		t.Fatalf("register+deregister in one batch: got upserts %v removed %v", up, rm)
 	}
-	if got := r.Endpoints("a"); len(got.GetEndpoints()) != 2 || got.GetEndpoints()[0].GetInstanceId() != "a1" {
+	if got := r.Endpoints("a"); len(got) != 2 || got[0].GetInstanceId() != "a1" || got[0].GetAppId() != "a" {
 		t.Fatalf("Endpoints(a) = %v", got)
 	}
 	if r.Endpoints("b") != nil {
@@ -161,19 +172,19 @@ func TestExpiryAndRenewMovesToTail(t *testing.T) {
 	if r.visited != 2 {
 		t.Errorf("Check examined %d leases, want 2 (the overdue head and the first live one)", r.visited)
 	}
-	if got := r.Endpoints("a").GetEndpoints(); len(got) != 1 || got[0].GetInstanceId() != "i1" {
+	if got := r.Endpoints("a"); len(got) != 1 || got[0].GetInstanceId() != "i1" {
 		t.Fatalf("survivors = %v, want i1", got)
 	}
-	if up, _ := log.take(); !cmp.Equal(up, []string{"a=1"}) {
-		t.Errorf("published %v", up)
+	if up, rm := log.take(); up != nil || !cmp.Equal(rm, []string{"a/i2"}) {
+		t.Errorf("published %v removed %v, want removal of a/i2", up, rm)
 	}
 	if _, err := r.Renew("a", "i2"); !errors.Is(err, errkind.ErrNotFound) {
 		t.Errorf("Renew of expired lease: err = %v, want ErrNotFound", err)
 	}
 	clk.Advance(5 * time.Second)
 	r.Check()
-	if _, rm := log.take(); !cmp.Equal(rm, []string{"a"}) {
-		t.Errorf("last expiry removed %v, want [a]", rm)
+	if _, rm := log.take(); !cmp.Equal(rm, []string{"a/i1"}) {
+		t.Errorf("last expiry removed %v, want [a/i1]", rm)
 	}
 }
 
@@ -204,7 +215,7 @@ func TestPerTTLLists(t *testing.T) {
 	if n := r.Check(); n != 1 {
 		t.Fatalf("expired %d, want 1", n)
 	}
-	if got := r.Endpoints("a").GetEndpoints(); len(got) != 1 || got[0].GetInstanceId() != "long" {
+	if got := r.Endpoints("a"); len(got) != 1 || got[0].GetInstanceId() != "long" {
 		t.Fatalf("survivors = %v", got)
 	}
 	// Re-registering with another TTL moves the lease to that TTL's list.
@@ -275,7 +286,7 @@ func TestFreezeAndThaw(t *testing.T) {
 	if r.Frozen() || testutil.ToFloat64(r.m.frozen) != 0 {
 		t.Fatal("still frozen after heartbeats returned")
 	}
-	if got := len(r.Endpoints("app").GetEndpoints()); got != 8 {
+	if got := len(r.Endpoints("app")); got != 8 {
 		t.Fatalf("%d instances left, want 8", got)
 	}
 	if n, err := testutil.GatherAndCount(reg, "outrig_registry_frozen"); err != nil || n != 1 {
@@ -320,6 +331,10 @@ func TestValidation(t *testing.T) {
 		{"a", &configv1.Endpoint{InstanceId: "i"}, "endpoint.address"},
 		{"a", &configv1.Endpoint{InstanceId: "i", Address: "no-port"}, "endpoint.address"},
 		{"a", &configv1.Endpoint{InstanceId: "i", Address: "host:"}, "endpoint.address"},
+		{"a/b", ep("i"), "app_id"},
+		{"a*", ep("i"), "app_id"},
+		{"a", &configv1.Endpoint{InstanceId: "i/2", Address: "h:1"}, "endpoint.instance_id"},
+		{"a", &configv1.Endpoint{InstanceId: "*", Address: "h:1"}, "endpoint.instance_id"},
 	}
 	for _, tc := range tests {
 		_, err := r.Register(tc.app, tc.ep, 0)
@@ -333,5 +348,18 @@ func TestValidation(t *testing.T) {
 	}
 	if r.Len() != 0 {
 		t.Errorf("invalid registrations stored: %d", r.Len())
+	}
+}
+
+// Deregister calls OnDeregister for every request, held here or not (a
+// replicated control plane removes the instance from the shared store).
+func TestOnDeregisterHook(t *testing.T) {
+	var got []string
+	r, _, _ := newTestRegistry(t, Options{OnDeregister: func(app, inst string) { got = append(got, app+"/"+inst) }})
+	mustRegister(t, r, "a", "i1", 0)
+	_ = r.Deregister("a", "i1")
+	_ = r.Deregister("a", "elsewhere")
+	if !cmp.Equal(got, []string{"a/i1", "a/elsewhere"}) {
+		t.Fatalf("OnDeregister calls = %v", got)
 	}
 }

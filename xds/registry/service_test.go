@@ -99,13 +99,13 @@ func TestServiceLeaseLifecycle(t *testing.T) {
 	if err != nil || rr.GetTtl().AsDuration() != 3*time.Second {
 		t.Fatalf("Renew = %v, %v", rr, err)
 	}
-	if up, _ := log.take(); len(up) != 1 || up[0] != "a=1" {
+	if up, _ := log.take(); len(up) != 1 || up[0] != "a/i1" {
 		t.Fatalf("published %v", up)
 	}
 	if _, err := c.Deregister(ctx, &registryv1.DeregisterRequest{AppId: "a", InstanceId: "i1"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, rm := log.take(); len(rm) != 1 || rm[0] != "a" {
+	if _, rm := log.take(); len(rm) != 1 || rm[0] != "a/i1" {
 		t.Fatalf("removed %v", rm)
 	}
 }
@@ -113,7 +113,7 @@ func TestServiceLeaseLifecycle(t *testing.T) {
 // Run publishes a change promptly without anyone calling Flush.
 func TestRunPublishes(t *testing.T) {
 	got := make(chan []string, 10)
-	r, err := New(Options{Logger: nil, OnChange: func(up map[string]*configv1.ServiceEndpoints, rm []string) {
+	r, err := New(Options{Logger: nil, OnChange: func(up map[string]*configv1.Endpoint, rm []string) {
 		for id := range up {
 			got <- []string{"up", id}
 		}
@@ -134,7 +134,7 @@ func TestRunPublishes(t *testing.T) {
 	}
 	select {
 	case ev := <-got:
-		if ev[0] != "up" || ev[1] != "pay" {
+		if ev[0] != "up" || ev[1] != "pay/p1" {
 			t.Fatalf("got %v", ev)
 		}
 		t.Logf("registration published after %v", time.Since(start))

@@ -1,10 +1,21 @@
 // Package resource translates between Outrig's configuration messages
 // (outrig.config.v1) and the Any values carried by delta xDS.
 //
-// Four resource types travel on the ADS stream, each named by a type URL:
+// Five resource types travel on the ADS stream, each named by a type URL:
 // Component, Subscription and Policy (subscribed by wildcard, filtered by
-// scopes) and ServiceEndpoints (subscribed on demand by app id). A resource's
-// name is the object's name, or the app id for ServiceEndpoints.
+// scopes), Endpoint (one per app instance, named "<app id>/<instance id>",
+// subscribed on demand per app id as the collection "<app id>/*") and
+// ServiceEndpoints (an app's whole endpoint set in one resource, named by
+// the app id; the control plane no longer publishes it, but the server
+// serves it for tools that want a state-of-the-world baseline).
+//
+// # Collections
+//
+// A subscribed name ending in "/*" (CollectionSuffix) is a glob collection,
+// after the xDS convention: it stands for every resource whose name starts
+// with the part before "*". A server answers it with the members it holds,
+// then each member that appears, changes or goes; when it holds no member,
+// it answers with the collection's own name in removed_resources.
 //
 // Versions are content hashes: Version hashes the deterministic protobuf
 // encoding of a message, so every control-plane replica running the same
@@ -35,6 +46,7 @@ const (
 	SubscriptionType     = typePrefix + "outrig.config.v1.Subscription"
 	PolicyType           = typePrefix + "outrig.config.v1.Policy"
 	ServiceEndpointsType = typePrefix + "outrig.config.v1.ServiceEndpoints"
+	EndpointType         = typePrefix + "outrig.config.v1.Endpoint"
 )
 
 // WildcardTypes returns the types a sidecar subscribes to by wildcard, in
@@ -44,16 +56,16 @@ func WildcardTypes() []string { return []string{ComponentType, PolicyType, Subsc
 
 // AllTypes returns every type URL served, wildcard types first.
 func AllTypes() []string {
-	return []string{ComponentType, PolicyType, SubscriptionType, ServiceEndpointsType}
+	return []string{ComponentType, PolicyType, SubscriptionType, EndpointType, ServiceEndpointsType}
 }
 
 // ErrUnknownType is returned for a type URL that is not one of ours.
 var ErrUnknownType = errors.New("unknown resource type")
 
-// Known reports whether typeURL is one of the four Outrig resource types.
+// Known reports whether typeURL is one of the Outrig resource types.
 func Known(typeURL string) bool {
 	switch typeURL {
-	case ComponentType, SubscriptionType, PolicyType, ServiceEndpointsType:
+	case ComponentType, SubscriptionType, PolicyType, ServiceEndpointsType, EndpointType:
 		return true
 	}
 	return false
@@ -70,12 +82,14 @@ func New(typeURL string) (proto.Message, error) {
 		return &configv1.Policy{}, nil
 	case ServiceEndpointsType:
 		return &configv1.ServiceEndpoints{}, nil
+	case EndpointType:
+		return &configv1.Endpoint{}, nil
 	}
 	return nil, fmt.Errorf("type url %q: %w", typeURL, ErrUnknownType)
 }
 
 // TypeURL returns the type URL of m, or an error when m is not one of the
-// four resource messages.
+// resource messages.
 func TypeURL(m proto.Message) (string, error) {
 	switch m.(type) {
 	case *configv1.Component:
@@ -86,12 +100,15 @@ func TypeURL(m proto.Message) (string, error) {
 		return PolicyType, nil
 	case *configv1.ServiceEndpoints:
 		return ServiceEndpointsType, nil
+	case *configv1.Endpoint:
+		return EndpointType, nil
 	}
 	return "", fmt.Errorf("message %T: %w", m, ErrUnknownType)
 }
 
-// Name returns the resource name of m: the object's name, or the app id of
-// a ServiceEndpoints. It returns "" for other messages.
+// Name returns the resource name of m: the object's name, the app id of a
+// ServiceEndpoints, or EndpointName(app id, instance id) of an Endpoint. It
+// returns "" for other messages.
 func Name(m proto.Message) string {
 	switch v := m.(type) {
 	case *configv1.Component:
@@ -102,12 +119,14 @@ func Name(m proto.Message) string {
 		return v.GetName()
 	case *configv1.ServiceEndpoints:
 		return v.GetAppId()
+	case *configv1.Endpoint:
+		return EndpointName(v.GetAppId(), v.GetInstanceId())
 	}
 	return ""
 }
 
 // Scopes returns the app ids m is restricted to; empty means every app.
-// ServiceEndpoints are never scoped.
+// Endpoints are never scoped.
 func Scopes(m proto.Message) []string {
 	switch v := m.(type) {
 	case *configv1.Component:
@@ -144,7 +163,7 @@ func Encode(m proto.Message) (*anypb.Any, error) {
 	return &anypb.Any{TypeUrl: typeURL, Value: b}, nil
 }
 
-// Decode unwraps an Any carrying one of the four resource types. It fails
+// Decode unwraps an Any carrying one of the resource types. It fails
 // with a clear error on a nil value, an unknown type URL or bytes that do not
 // parse.
 func Decode(a *anypb.Any) (proto.Message, error) {

@@ -22,8 +22,9 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 		&configv1.Subscription{Name: "s", PubsubName: "p", Topic: "t", DefaultRoute: "/x", Metadata: map[string]string{"a": "1", "b": "2"}},
 		&configv1.Policy{Name: "p", Targets: []*configv1.PolicyTarget{{Kind: "invoke", Name: "payments"}}},
 		&configv1.ServiceEndpoints{AppId: "payments", Endpoints: []*configv1.Endpoint{{InstanceId: "i1", Address: "10.0.0.1:1"}}},
+		&configv1.Endpoint{AppId: "payments", InstanceId: "i1", Address: "10.0.0.1:1", Metadata: map[string]string{"k": "v"}},
 	}
-	wantTypes := []string{ComponentType, SubscriptionType, PolicyType, ServiceEndpointsType}
+	wantTypes := []string{ComponentType, SubscriptionType, PolicyType, ServiceEndpointsType, EndpointType}
 	for i, m := range msgs {
 		a, err := Encode(m)
 		if err != nil {
@@ -111,8 +112,11 @@ func TestNameScopesTypeURL(t *testing.T) {
 	if got := Scopes(&configv1.Policy{Scopes: []string{"x"}}); len(got) != 1 || got[0] != "x" {
 		t.Errorf("Scopes(Policy) = %v", got)
 	}
-	if _, err := TypeURL(&configv1.Endpoint{}); !errors.Is(err, ErrUnknownType) {
-		t.Errorf("TypeURL(Endpoint) err = %v", err)
+	if got := Name(&configv1.Endpoint{AppId: "a", InstanceId: "i"}); got != "a/i" {
+		t.Errorf("Name(Endpoint) = %q, want a/i", got)
+	}
+	if _, err := TypeURL(&configv1.MetadataItem{}); !errors.Is(err, ErrUnknownType) {
+		t.Errorf("TypeURL(MetadataItem) err = %v", err)
 	}
 	for _, tu := range AllTypes() {
 		m, err := New(tu)
@@ -164,5 +168,46 @@ func TestNodeAppIDs(t *testing.T) {
 	bad, _ := structpb.NewStruct(map[string]any{NodeAppIDsKey: []any{1.0, "", "x"}})
 	if diff := cmp.Diff([]string{"x"}, NodeAppIDs(&core.Node{Metadata: bad})); diff != "" {
 		t.Errorf("NodeAppIDs(mixed) (-want +got):\n%s", diff)
+	}
+}
+
+func TestEndpointNamesAndCollections(t *testing.T) {
+	if got := EndpointName("pay", "i-1"); got != "pay/i-1" {
+		t.Errorf("EndpointName = %q", got)
+	}
+	if got := EndpointsCollection("pay"); got != "pay/*" || !IsCollection(got) {
+		t.Errorf("EndpointsCollection = %q (collection %v)", got, IsCollection(got))
+	}
+	for _, tc := range []struct {
+		name, app, inst string
+		ok              bool
+		collection      string
+	}{
+		{"pay/i-1", "pay", "i-1", true, "pay/*"},
+		{"pay/*", "", "", false, ""},
+		{"pay", "", "", false, ""},
+		{"/i", "", "", false, ""},
+		{"pay/", "", "", false, ""},
+		{"a/b/c", "", "", false, "a/b/*"},
+		{"*", "", "", false, ""},
+	} {
+		app, inst, ok := SplitEndpointName(tc.name)
+		if app != tc.app || inst != tc.inst || ok != tc.ok {
+			t.Errorf("SplitEndpointName(%q) = %q %q %v", tc.name, app, inst, ok)
+		}
+		if got := CollectionOf(tc.name); got != tc.collection {
+			t.Errorf("CollectionOf(%q) = %q, want %q", tc.name, got, tc.collection)
+		}
+	}
+	if IsCollection("/*") || IsCollection("*") {
+		t.Error("a bare glob is not a collection")
+	}
+	for _, bad := range []string{"", "a/b", "a*"} {
+		if err := CheckID("app_id", bad); err == nil {
+			t.Errorf("CheckID(%q) accepted", bad)
+		}
+	}
+	if err := CheckID("app_id", "checkout-1.x"); err != nil {
+		t.Errorf("CheckID rejected a plain id: %v", err)
 	}
 }

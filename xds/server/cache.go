@@ -3,13 +3,14 @@ package server
 import (
 	"context"
 	"errors"
-	"maps"
 	"sort"
 	"strconv"
 	"sync"
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+
+	"github.com/outrig/outrig/xds/resource"
 )
 
 // notFoundVersion is what a subscription records, in go-control-plane's
@@ -36,8 +37,15 @@ type entry struct {
 //     from that node);
 //   - it answers a subscribed name that does not exist at once, in
 //     removed_resources, instead of leaving the client waiting;
+//   - it serves glob collections ("<prefix>/*", resource.IsCollection): a
+//     subscription to one gets every member, then each member that
+//     appears, changes or goes; an empty collection is answered at once
+//     with the collection's name in removed_resources;
 //   - it never sends on a stream's channel while holding its lock, and never
 //     blocks a writer on a slow stream (see watch.deliver);
+//   - a response carries only the changes of the stream's version map, not a
+//     copy of it, so a change costs the same whatever the client holds (see
+//     response.GetNextVersionMap);
 //   - versions are content hashes computed by the writer (package resource).
 //
 // Concurrency: every method is safe for concurrent use.
@@ -49,8 +57,9 @@ type typeCache struct {
 	holding   bool   // see hold
 	version   uint64 // bumped on every change; sent as system_version_info
 	resources map[string]*entry
+	members   map[string]map[string]struct{} // collection → names of its members held
 	wildcard  map[uint64]*watch
-	named     map[string]map[uint64]*watch
+	named     map[string]map[uint64]*watch // subscribed name (or collection) → watches
 	nextID    uint64
 }
 
@@ -61,6 +70,7 @@ func newTypeCache(typeURL string, deferred func()) *typeCache {
 		typeURL:   typeURL,
 		deferred:  deferred,
 		resources: map[string]*entry{},
+		members:   map[string]map[string]struct{}{},
 		wildcard:  map[uint64]*watch{},
 		named:     map[string]map[uint64]*watch{},
 	}
@@ -109,13 +119,13 @@ func (c *typeCache) replace(desired map[string]*entry) (changed int) {
 	var names []string
 	for name, e := range desired {
 		if cur, ok := c.resources[name]; !ok || cur.version != e.version {
-			c.resources[name] = e
+			c.put(name, e)
 			names = append(names, name)
 		}
 	}
 	for name := range c.resources {
 		if _, ok := desired[name]; !ok {
-			delete(c.resources, name)
+			c.del(name)
 			names = append(names, name)
 		}
 	}
@@ -130,17 +140,45 @@ func (c *typeCache) patch(upserts map[string]*entry, deletes []string) (changed 
 	var names []string
 	for name, e := range upserts {
 		if cur, ok := c.resources[name]; !ok || cur.version != e.version {
-			c.resources[name] = e
+			c.put(name, e)
 			names = append(names, name)
 		}
 	}
 	for _, name := range deletes {
 		if _, ok := c.resources[name]; ok {
-			delete(c.resources, name)
+			c.del(name)
 			names = append(names, name)
 		}
 	}
 	return c.commit(names)
+}
+
+// put stores e under name and indexes it in its collection. Must hold c.mu.
+func (c *typeCache) put(name string, e *entry) {
+	if _, exists := c.resources[name]; !exists {
+		if coll := resource.CollectionOf(name); coll != "" {
+			m := c.members[coll]
+			if m == nil {
+				m = map[string]struct{}{}
+				c.members[coll] = m
+			}
+			m[name] = struct{}{}
+		}
+	}
+	c.resources[name] = e
+}
+
+// del forgets name. Must hold c.mu.
+func (c *typeCache) del(name string) {
+	delete(c.resources, name)
+	if coll := resource.CollectionOf(name); coll != "" {
+		if m := c.members[coll]; m != nil {
+			delete(m, name)
+			if len(m) == 0 {
+				delete(c.members, coll)
+			}
+		}
+	}
 }
 
 // commit finishes a change made under c.mu: it bumps the version, computes
@@ -228,8 +266,8 @@ func (c *typeCache) notify(changed []string) []firing {
 		}
 	}
 	seen := map[uint64]bool{}
-	for _, name := range changed {
-		for id, w := range c.named[name] {
+	consider := func(ws map[uint64]*watch) {
+		for id, w := range ws {
 			if seen[id] {
 				continue
 			}
@@ -238,6 +276,12 @@ func (c *typeCache) notify(changed []string) []firing {
 				fired = append(fired, firing{w, resp})
 				c.untrack(w)
 			}
+		}
+	}
+	for _, name := range changed {
+		consider(c.named[name])
+		if coll := resource.CollectionOf(name); coll != "" {
+			consider(c.named[coll])
 		}
 	}
 	return fired
@@ -281,12 +325,18 @@ func (c *typeCache) untrack(w *watch) {
 // compute returns what the watch's client lacks among names (nil: every
 // name relevant to the subscription), or nil when it lacks nothing and
 // replyEvenIfEmpty is false. Must hold c.mu.
+//
+// The response records the changes to the stream's version map (known)
+// rather than a new map; they are applied when go-control-plane takes the
+// response (response.GetNextVersionMap), so a change costs the same whatever
+// the client holds.
 func (c *typeCache) compute(w *watch, names []string, replyEvenIfEmpty bool) *response {
 	known := w.sub.ReturnedResources()
 	subscribed := w.sub.SubscribedResources()
 	wildcard := w.sub.IsWildcard()
 
-	if names == nil {
+	full := names == nil
+	if full {
 		set := map[string]struct{}{}
 		if wildcard {
 			for name := range c.resources {
@@ -295,6 +345,11 @@ func (c *typeCache) compute(w *watch, names []string, replyEvenIfEmpty bool) *re
 		}
 		for name := range subscribed {
 			set[name] = struct{}{}
+			if resource.IsCollection(name) {
+				for m := range c.members[name] {
+					set[m] = struct{}{}
+				}
+			}
 		}
 		for name := range known {
 			set[name] = struct{}{}
@@ -308,36 +363,51 @@ func (c *typeCache) compute(w *watch, names []string, replyEvenIfEmpty bool) *re
 	var (
 		updates []*discovery.Resource
 		removed []string
-		next    map[string]string
+		delta   versionDelta
+		globs   []string            // subscribed collections among names (full only)
+		holds   map[string]struct{} // collections of which the client keeps a member
 	)
-	edit := func() map[string]string {
-		if next == nil {
-			next = maps.Clone(known)
-			if next == nil {
-				next = map[string]string{}
+	keeps := func(name string) {
+		if coll := resource.CollectionOf(name); coll != "" {
+			if holds == nil {
+				holds = map[string]struct{}{}
 			}
+			holds[coll] = struct{}{}
 		}
-		return next
 	}
 	for _, name := range names {
+		_, explicit := subscribed[name]
+		if resource.IsCollection(name) {
+			if explicit && full {
+				globs = append(globs, name)
+			}
+			if explicit || known[name] == notFoundVersion {
+				continue // a collection's own name is no resource
+			}
+		}
 		e, exists := c.resources[name]
 		visible := exists && w.visible(e.scopes)
-		_, explicit := subscribed[name]
+		member := false
+		if coll := resource.CollectionOf(name); coll != "" {
+			_, member = subscribed[coll]
+		}
 		knownVersion, isKnown := known[name]
 		if c.holding && !exists && isKnown && knownVersion != notFoundVersion && knownVersion != "" {
+			keeps(name)
 			continue // held: the client keeps it until the hold ends
 		}
 		switch {
-		case visible && (wildcard || explicit):
+		case visible && (wildcard || explicit || member):
 			if !isKnown || knownVersion != e.version {
 				updates = append(updates, e.resource)
-				edit()[name] = e.version
+				delta.set(name, e.version)
 			}
+			keeps(name)
 		case explicit:
 			// Asked for by name but absent (or out of scope): say so once.
 			if !isKnown || knownVersion != notFoundVersion {
 				removed = append(removed, name)
-				edit()[name] = notFoundVersion
+				delta.set(name, notFoundVersion)
 			}
 		case isKnown:
 			// The client holds it but may no longer: gone, out of scope or
@@ -346,17 +416,23 @@ func (c *typeCache) compute(w *watch, names []string, replyEvenIfEmpty bool) *re
 			if knownVersion != notFoundVersion {
 				removed = append(removed, name)
 			}
-			delete(edit(), name)
+			delta.drop(name)
 		}
+	}
+	// A subscribed collection the client will hold no member of, and that
+	// has no member it may see, is answered as not found, once.
+	for _, coll := range globs {
+		if _, kept := holds[coll]; kept || known[coll] == notFoundVersion {
+			continue
+		}
+		if c.hasVisibleMember(w, coll) {
+			continue
+		}
+		removed = append(removed, coll)
+		delta.set(coll, notFoundVersion)
 	}
 	if len(updates) == 0 && len(removed) == 0 && !replyEvenIfEmpty {
 		return nil
-	}
-	if next == nil {
-		next = maps.Clone(known)
-		if next == nil {
-			next = map[string]string{}
-		}
 	}
 	sort.Slice(updates, func(i, j int) bool { return updates[i].GetName() < updates[j].GetName() })
 	sort.Strings(removed)
@@ -364,7 +440,20 @@ func (c *typeCache) compute(w *watch, names []string, replyEvenIfEmpty bool) *re
 		req:       w.req,
 		resources: updates,
 		removed:   removed,
-		next:      next,
+		mu:        &c.mu,
+		known:     known,
+		delta:     delta,
 		version:   strconv.FormatUint(c.version, 10),
 	}
+}
+
+// hasVisibleMember reports whether coll has a member the watch's node may
+// see. Must hold c.mu.
+func (c *typeCache) hasVisibleMember(w *watch, coll string) bool {
+	for name := range c.members[coll] {
+		if w.visible(c.resources[name].scopes) {
+			return true
+		}
+	}
+	return false
 }

@@ -89,12 +89,25 @@ func (w *watch) visible(scopes []string) bool {
 
 // response is the cache.DeltaResponse handed to go-control-plane's delta
 // server. The resources are already encoded.
+//
+// It carries the changes to the stream's version map (known), not a copy of
+// it: go-control-plane calls GetNextVersionMap once, from the stream's
+// goroutine, when it has sent the response, and the changes are applied to
+// known in place then, under the cache's lock (compute reads known under
+// the same lock). A response that is never taken (the stream ended, the
+// watch was cancelled before a deferred send) changes nothing, which is
+// right: the client never saw it. Responses of one stream and type are taken
+// in the order they were computed, so their changes apply in that order.
 type response struct {
 	req       *cache.DeltaRequest
 	resources []*discovery.Resource
 	removed   []string
-	next      map[string]string
 	version   string
+
+	mu      *sync.Mutex       // the typeCache's lock, guarding known
+	known   map[string]string // the stream's version map for this type
+	delta   versionDelta
+	applied bool // guarded by mu
 }
 
 var _ cache.DeltaResponse = (*response)(nil)
@@ -111,9 +124,52 @@ func (r *response) GetDeltaDiscoveryResponse() (*discovery.DeltaDiscoveryRespons
 func (r *response) GetDeltaRequest() *discovery.DeltaDiscoveryRequest { return r.req }
 func (r *response) GetSystemVersion() (string, error)                 { return r.version, nil }
 func (r *response) GetResponseVersion() string                        { return r.version }
-func (r *response) GetNextVersionMap() map[string]string              { return r.next }
-func (r *response) GetReturnedResources() map[string]string           { return r.next }
 func (r *response) GetContext() context.Context                       { return context.Background() }
+
+// GetNextVersionMap applies the response's changes to the stream's version
+// map (once) and returns it.
+func (r *response) GetNextVersionMap() map[string]string {
+	if r.mu == nil { // a response built without a cache (tests)
+		return r.known
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.known == nil {
+		r.known = map[string]string{}
+	}
+	if !r.applied {
+		r.applied = true
+		r.delta.apply(r.known)
+	}
+	return r.known
+}
+
+// GetReturnedResources is GetNextVersionMap.
+func (r *response) GetReturnedResources() map[string]string { return r.GetNextVersionMap() }
+
+// versionDelta is a list of changes to a version map, applied in order.
+type versionDelta []versionOp
+
+type versionOp struct {
+	name, version string
+	drop          bool
+}
+
+func (d *versionDelta) set(name, version string) {
+	*d = append(*d, versionOp{name: name, version: version})
+}
+
+func (d *versionDelta) drop(name string) { *d = append(*d, versionOp{name: name, drop: true}) }
+
+func (d versionDelta) apply(m map[string]string) {
+	for _, op := range d {
+		if op.drop {
+			delete(m, op.name)
+		} else {
+			m[op.name] = op.version
+		}
+	}
+}
 
 // appIDsOf returns the node's app ids as a set, or nil when it has none
 // (such a node sees every resource).
