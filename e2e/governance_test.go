@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -264,8 +265,16 @@ func TestGovernanceRateLimitPerMethod(t *testing.T) {
 	if i < 0 || !slices.Contains(md.Policies[i].Targets, "invoke/orders/Create") || !slices.Contains(md.Policies[i].Policies, "rateLimit") {
 		t.Errorf("GetMetadata policies: %+v", md.Policies)
 	}
-	if dump := get(t, "http://"+checkout.Admin+"/config_dump"); !strings.Contains(dump, "orders-create-limit") {
-		t.Errorf("/config_dump lacks the policy:\n%s", dump)
+	var dump struct {
+		Apps     map[string]struct{ Policies []string }
+		Policies map[string]json.RawMessage
+	}
+	body := get(t, "http://"+checkout.Admin+"/config_dump")
+	if err := json.Unmarshal([]byte(body), &dump); err != nil {
+		t.Fatalf("/config_dump: %v\n%s", err, body)
+	}
+	if !slices.Contains(dump.Apps["checkout"].Policies, "orders-create-limit") || dump.Policies["orders-create-limit"] == nil {
+		t.Errorf("/config_dump does not list the policy in force for checkout:\n%s", body)
 	}
 }
 
