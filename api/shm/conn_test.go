@@ -487,3 +487,69 @@ func TestInlineHandlerThatBlocksIsRescued(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// When the request ring is full and the server reads nothing, cancelled
+// calls leave goroutines that wait for space to write their CANCEL frames
+// and, nobody else reading, read the socket themselves. The sidecar going
+// away must free them and let Close return.
+func TestBlockedCancelWritersSeeServerClose(t *testing.T) {
+	checkLeaks(t)
+	release := make(chan struct{})
+	s, err := Listen(sockPath(t), ServerOptions{DefaultRingSize: MinRingSize, MaxConcurrentCalls: 1, Spin: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() {
+		served <- s.Serve(HandlerFunc(func(ctx context.Context, _ uint16, req []byte) ([]byte, error) {
+			<-release // ignores ctx: the only slot stays taken
+			return nil, nil
+		}))
+	}()
+	c, err := Dial(context.Background(), s.Addr(), DialOptions{Spin: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	first := make(chan error, 1)
+	go func() {
+		_, err := c.Call(ctx, MethodInvoke, []byte("hold the slot"))
+		first <- err
+	}()
+	waitFor(t, "the slot to be taken", time.Second, func() bool { return s.Stats().CallsInFlight == 1 })
+	cancel()
+	<-first
+	// Fill the request ring with requests the server cannot start.
+	var wg sync.WaitGroup
+	for i := 0; i < 40; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+			defer cancel()
+			_, err := c.Call(ctx, MethodSaveState, make([]byte, 200))
+			if status.Code(err) != codes.DeadlineExceeded {
+				t.Errorf("call into a full ring: %v, want DEADLINE_EXCEEDED", err)
+			}
+		}()
+	}
+	wg.Wait()
+	time.Sleep(50 * time.Millisecond)
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	waitFor(t, "the client to see the server close", 5*time.Second, func() bool { return c.Err() != nil })
+	close(release)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-served; !errors.Is(err, ErrServerClosed) {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { c.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("ClientConn.Close blocked after the server closed")
+	}
+}

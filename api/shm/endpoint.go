@@ -137,11 +137,13 @@ func newEndpoint(conn *net.UnixConn, mem []byte, l layout, r role, recv receiver
 
 // putToken ends a turn of reader duties: it hands the token on, or, once
 // the endpoint has closed, releases the segment instead (the token is never
-// returned, so no reader can start again).
+// returned, so no reader can start again). The release runs on its own
+// goroutine because the reader may be a writer holding wmu, which release
+// takes.
 func (e *endpoint) putToken() {
 	select {
 	case <-e.done:
-		e.release()
+		go e.release()
 	default:
 		e.token <- struct{}{}
 	}
