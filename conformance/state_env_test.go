@@ -73,6 +73,13 @@ func startStateSidecar(t testing.TB, store, yaml string, extra ...string) (*test
 	c := testenv.Client(t, sc.Sock)
 	var caps []string
 	testenv.Eventually(t, "component "+store+" READY", 30*time.Second, func() error {
+		if b, _ := os.ReadFile(sc.Log); strings.Contains(string(b), "configuration rejected") {
+			for _, line := range strings.Split(string(b), "\n") {
+				if strings.Contains(line, "configuration rejected") {
+					t.Fatalf("the sidecar rejected the component: %s", line)
+				}
+			}
+		}
 		md, err := c.GetMetadata(context.Background())
 		if err != nil {
 			return err
