@@ -9,6 +9,11 @@
 // response. Server side: Listen and Server.Serve dispatch calls to a Handler.
 // Errors travel as google.rpc.Status, so both sides see gRPC status codes.
 //
+// gRPC-shaped code plugs in unchanged: *ClientConn implements
+// grpc.ClientConnInterface for unary methods (runtimev1.NewRuntimeClient
+// works over it), and NewServiceHandler serves a grpc.ServiceDesc and its
+// implementation through the same unary interceptor chain as gRPC.
+//
 // Only the unary methods of outrig.runtime.v1.Runtime have method ids; the
 // streaming methods stay on gRPC.
 package shm

@@ -45,9 +45,10 @@ type ServerOptions struct {
 	// MaxMessageSize is the largest request or response (all fragments),
 	// written to the segment header; 0 means DefaultMaxMessage.
 	MaxMessageSize uint32
-	// MaxConcurrentCalls bounds handler goroutines per connection; when it is
-	// reached the server stops reading requests, so the request ring fills
-	// and the client waits (back-pressure). 0 means 1024.
+	// MaxConcurrentCalls bounds the handlers running at once per
+	// connection; when it is reached the server stops reading requests, so
+	// the request ring fills and the client waits (back-pressure). 0 means
+	// 1024.
 	MaxConcurrentCalls int
 	// ShmDir is where segment files are created for clients that cannot
 	// receive a descriptor; "" means /dev/shm.
