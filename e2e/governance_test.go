@@ -195,13 +195,13 @@ func policyYAML(name, spec string) string {
 // hint; the decisions are in /metrics and the policy in GetMetadata and
 // /config_dump.
 func TestGovernanceRateLimitPerMethod(t *testing.T) {
-	const rate, burst, load, secs = 50, 5, 200, 5
-	env := newGovEnv(t, map[string]string{
-		"store.yaml": memStore,
-		"limit.yaml": policyYAML("orders-create-limit", fmt.Sprintf(`  targets: [{kind: invoke, name: orders, method: Create}]
-  rateLimit: {rate: %d, burst: %d}
-`, rate, burst)),
-	})
+	// examples/policies/rate-limit.yaml: orders/Create at 50/s, burst 10.
+	const rate, burst, load, secs, policy = 50, 10, 200, 5, "orders-create-rate"
+	example, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "examples", "policies", "rate-limit.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := newGovEnv(t, map[string]string{"store.yaml": memStore, "limit.yaml": string(example)})
 	orders := env.sidecar(t, "orders")
 	var creates, gets atomic.Int64
 	serveApp(t, orders, outrig.Handlers{"Create": counted(&creates, "created"), "Get": counted(&gets, "got")})
@@ -247,7 +247,7 @@ func TestGovernanceRateLimitPerMethod(t *testing.T) {
 	}
 
 	// Visibility: decisions per (kind, name, method, policy, decision).
-	lbl := []string{"kind", "invoke", "name", "orders", "method", "Create", "policy", "orders-create-limit"}
+	lbl := []string{"kind", "invoke", "name", "orders", "method", "Create", "policy", policy}
 	allowed := metricSum(t, checkout.Admin, "outrig_governance_decisions_total", append(lbl, "decision", "allowed")...)
 	limited := metricSum(t, checkout.Admin, "outrig_governance_decisions_total", append(lbl, "decision", "rate_limited")...)
 	t.Logf("metrics: allowed %.0f, rate_limited %.0f", allowed, limited)
@@ -261,7 +261,7 @@ func TestGovernanceRateLimitPerMethod(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	i := slices.IndexFunc(md.Policies, func(p outrig.PolicyInfo) bool { return p.Name == "orders-create-limit" })
+	i := slices.IndexFunc(md.Policies, func(p outrig.PolicyInfo) bool { return p.Name == policy })
 	if i < 0 || !slices.Contains(md.Policies[i].Targets, "invoke/orders/Create") || !slices.Contains(md.Policies[i].Policies, "rateLimit") {
 		t.Errorf("GetMetadata policies: %+v", md.Policies)
 	}
@@ -273,7 +273,7 @@ func TestGovernanceRateLimitPerMethod(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &dump); err != nil {
 		t.Fatalf("/config_dump: %v\n%s", err, body)
 	}
-	if !slices.Contains(dump.Apps["checkout"].Policies, "orders-create-limit") || dump.Policies["orders-create-limit"] == nil {
+	if !slices.Contains(dump.Apps["checkout"].Policies, policy) || dump.Policies[policy] == nil {
 		t.Errorf("/config_dump does not list the policy in force for checkout:\n%s", body)
 	}
 }
