@@ -1,0 +1,147 @@
+package dev.outrig.sdk;
+
+import io.grpc.ManagedChannel;
+import java.time.Duration;
+import java.util.Objects;
+import java.util.concurrent.Executor;
+import java.util.function.Function;
+
+/**
+ * Builds an {@link OutrigClient}; made by {@link OutrigClient#builder()}. Not thread-safe.
+ *
+ * <p>Unset values come from the environment: the address from {@code OUTRIG_ADDRESS} (else
+ * {@link OutrigClient#DEFAULT_ADDRESS}) and the app id from {@code OUTRIG_APP_ID}.
+ */
+public final class OutrigClientBuilder {
+  private String address;
+  private String appId;
+  private Duration timeout = OutrigClient.DEFAULT_TIMEOUT;
+  private String shmSocket;
+  private Executor handlerExecutor;
+  private Function<String, String> env = System::getenv;
+  private ManagedChannel channel;
+
+  OutrigClientBuilder() {}
+
+  /**
+   * Sets the sidecar address; it takes precedence over {@code OUTRIG_ADDRESS}. Forms: {@code
+   * unix:///abs/path}, {@code unix:relative/path}, {@code /abs/path}, {@code host:port}, {@code
+   * dns:///host:port}.
+   *
+   * @param address the address
+   * @return this builder
+   */
+  public OutrigClientBuilder address(String address) {
+    this.address = Objects.requireNonNull(address, "address");
+    return this;
+  }
+
+  /**
+   * Names the calling application; it takes precedence over {@code OUTRIG_APP_ID}. When
+   * non-empty, every call carries the {@code outrig-app-id} gRPC metadata header, which a
+   * sidecar serving several apps (host mode) needs to know who calls.
+   *
+   * @param appId the app id; "" sends no header
+   * @return this builder
+   */
+  public OutrigClientBuilder appId(String appId) {
+    this.appId = Objects.requireNonNull(appId, "appId");
+    return this;
+  }
+
+  /**
+   * Sets the default deadline of every unary call, from the moment it is made (default 10 s).
+   * {@link Duration#ZERO} means no deadline. It does not apply to the streams of subscribe and
+   * serve. Use {@link OutrigClient#withTimeout(Duration)} for a different deadline on some
+   * calls.
+   *
+   * @param timeout the timeout, not negative
+   * @return this builder
+   */
+  public OutrigClientBuilder timeout(Duration timeout) {
+    if (timeout == null || timeout.isNegative()) {
+      throw ErrorMapping.invalidArgument("OutrigClientBuilder", "timeout", timeout + " is negative");
+    }
+    this.timeout = timeout;
+    return this;
+  }
+
+  /**
+   * Routes the unary calls (state, publish, invoke, bindings, metadata) over the
+   * shared-memory transport whose handshake socket is socketPath (the sidecar's {@code
+   * --shm-listen}); the streams (subscribe, serve) stay on gRPC. {@link
+   * OutrigClientBuilder#build()} connects at once and fails with {@link UnavailableException}
+   * when the socket does not answer.
+   *
+   * @param socketPath the Unix socket path of the sidecar's shared-memory listener
+   * @return this builder
+   */
+  public OutrigClientBuilder sharedMemory(String socketPath) {
+    if (socketPath == null || socketPath.isEmpty()) {
+      throw ErrorMapping.invalidArgument("OutrigClientBuilder", "sharedMemory", "path is empty");
+    }
+    this.shmSocket = socketPath;
+    return this;
+  }
+
+  /**
+   * Sets the executor that runs subscription and invocation handlers. By default the client
+   * owns a cached pool of daemon threads, shut down by {@link OutrigClient#close()}; an
+   * executor given here is not shut down by the client.
+   *
+   * @param executor the executor
+   * @return this builder
+   */
+  public OutrigClientBuilder handlerExecutor(Executor executor) {
+    this.handlerExecutor = Objects.requireNonNull(executor, "executor");
+    return this;
+  }
+
+  /** For tests: where unset values are looked up (instead of System.getenv). */
+  OutrigClientBuilder env(Function<String, String> env) {
+    this.env = env;
+    return this;
+  }
+
+  /** For tests: use this channel (e.g. in-process) instead of dialing the address. */
+  OutrigClientBuilder channel(ManagedChannel channel) {
+    this.channel = channel;
+    return this;
+  }
+
+  /**
+   * Creates the client. It does not wait for the sidecar: the connection is made in the
+   * background, and a call made while the sidecar is unreachable fails with {@link
+   * UnavailableException}. (With {@link #sharedMemory(String)} the handshake happens here.)
+   *
+   * @return the client
+   * @throws InvalidArgumentException when the address is malformed
+   * @throws UnavailableException when the shared-memory socket does not answer
+   */
+  public OutrigClient build() {
+    String addr = address;
+    if (addr == null) {
+      String v = env.apply(OutrigClient.ENV_ADDRESS);
+      addr = v == null || v.isEmpty() ? OutrigClient.DEFAULT_ADDRESS : v;
+    }
+    String id = appId;
+    if (id == null) {
+      String v = env.apply(OutrigClient.ENV_APP_ID);
+      id = v == null ? "" : v;
+    }
+    String target = Address.toTarget(addr);
+    GrpcTransport grpc =
+        channel != null ? GrpcTransport.wrap(channel, id) : GrpcTransport.connect(target, id);
+    Transport unary = grpc;
+    if (shmSocket != null) {
+      try {
+        unary = ShmTransport.connect(shmSocket, id);
+      } catch (RuntimeException e) {
+        grpc.close();
+        throw e;
+      }
+    }
+    return new OutrigClient(
+        new ClientCore(addr, id, grpc, unary, handlerExecutor), timeout, true);
+  }
+}
