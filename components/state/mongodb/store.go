@@ -20,10 +20,12 @@
 //
 // FerretDB (v1) runs an update as a query followed by a write by _id, so a
 // filter on _etag does not make it atomic: two writers holding the same ETag
-// can both succeed. When Init finds FerretDB (buildInfo.ferretdbVersion), the
-// store serialises its own writes per key (keyLocks), which makes ETags
-// first-write-wins among the calls of this sidecar, and logs a warning that
-// writers in other processes are not covered. Against MongoDB, the filtered
+// can both succeed (and a filter beyond _id makes it scan the collection).
+// When Init finds FerretDB (buildInfo.ferretdbVersion), the store serialises
+// its own writes per key (keyLocks) and checks ETags by reading the document
+// by _id under that lock, which makes ETags first-write-wins among the calls
+// of this sidecar; it logs a warning that writers in other processes are not
+// covered. Against MongoDB, the filtered
 // replace and delete are atomic per document and no lock is taken.
 //
 // A Store is safe for concurrent use after Init; Close disconnects.
@@ -330,12 +332,20 @@ func (s *Store) Set(ctx context.Context, req *cstate.SetRequest) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	defer s.locks.lock(req.Key)()
+	byID := bson.D{{Key: fID, Value: req.Key}}
 	etag, cond := conditional(req.ETag, req.Options.Concurrency)
 	if !cond {
-		_, err := s.coll.ReplaceOne(ctx, bson.D{{Key: fID, Value: req.Key}}, d, options.Replace().SetUpsert(true))
+		_, err := s.coll.ReplaceOne(ctx, byID, d, options.Replace().SetUpsert(true))
 		if mongo.IsDuplicateKeyError(err) { // two upserts raced to insert; the other one won
-			_, err = s.coll.ReplaceOne(ctx, bson.D{{Key: fID, Value: req.Key}}, d)
+			_, err = s.coll.ReplaceOne(ctx, byID, d)
 		}
+		return err
+	}
+	if s.locks != nil { // FerretDB: check under the key's lock, then write by _id
+		if err := s.checkLive(ctx, req.Key, etag); err != nil {
+			return err
+		}
+		_, err := s.coll.ReplaceOne(ctx, byID, d)
 		return err
 	}
 	res, err := s.coll.ReplaceOne(ctx, bson.D{{Key: fID, Value: req.Key}, {Key: fETag, Value: etag}, s.live()}, d)
@@ -343,6 +353,23 @@ func (s *Store) Set(ctx context.Context, req *cstate.SetRequest) error {
 		return err
 	}
 	if res.MatchedCount == 0 {
+		return cstate.NewETagError(cstate.ETagMismatch, nil)
+	}
+	return nil
+}
+
+// checkLive reads key by _id (FerretDB resolves that without a scan) and
+// checks that it is live and carries etag.
+func (s *Store) checkLive(ctx context.Context, key, etag string) error {
+	var d doc
+	err := s.coll.FindOne(ctx, bson.D{{Key: fID, Value: key}}).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return cstate.NewETagError(cstate.ETagMismatch, nil)
+	}
+	if err != nil {
+		return err
+	}
+	if s.expired(&d) || d.ETag != etag {
 		return cstate.NewETagError(cstate.ETagMismatch, nil)
 	}
 	return nil
@@ -358,6 +385,13 @@ func (s *Store) Delete(ctx context.Context, req *cstate.DeleteRequest) error {
 	defer s.locks.lock(req.Key)()
 	filter := bson.D{{Key: fID, Value: req.Key}}
 	etag, cond := conditional(req.ETag, req.Options.Concurrency)
+	if cond && s.locks != nil { // FerretDB: check under the key's lock, then delete by _id
+		if err := s.checkLive(ctx, req.Key, etag); err != nil {
+			return err
+		}
+		_, err := s.coll.DeleteOne(ctx, filter)
+		return err
+	}
 	if cond {
 		filter = append(filter, bson.E{Key: fETag, Value: etag}, s.live())
 	}
