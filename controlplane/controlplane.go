@@ -1,6 +1,15 @@
-// Package controlplane assembles `outrig control-plane`: a resources
-// directory watched with fsnotify, the delta-xDS server (xds/server) and the
-// instance registry (xds/registry), served on one gRPC server.
+// Package controlplane assembles `outrig control-plane`: a source of
+// configuration, the delta-xDS server (xds/server) and the instance
+// registry (xds/registry), served on one gRPC server.
+//
+// Two sources exist. A resources directory watched with fsnotify makes a
+// standalone control plane, whose registry publishes straight to its xDS
+// server. A store (ZooKeeper, package zkstore) makes one replica of a
+// replicated control plane: the configuration comes from the store, the
+// leases this replica holds are written to the store, and the xDS server
+// publishes every replica's instances as read back from the store, so that
+// all replicas serve identical resources (and versions) and a sidecar may
+// fail over from one to another without receiving anything again.
 //
 // The sidecar embeds it (Start on 127.0.0.1:0) when it is given no control
 // plane address, so configuration always arrives over xDS.
@@ -12,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
@@ -23,6 +33,7 @@ import (
 	configv1 "github.com/outrig/outrig/api/gen/outrig/config/v1"
 	registryv1 "github.com/outrig/outrig/api/gen/outrig/registry/v1"
 	"github.com/outrig/outrig/config"
+	"github.com/outrig/outrig/controlplane/zkstore"
 	"github.com/outrig/outrig/xds/registry"
 	"github.com/outrig/outrig/xds/resource"
 	"github.com/outrig/outrig/xds/server"
@@ -32,11 +43,26 @@ import (
 // loopback only, so that a control plane is never exposed by accident.
 const DefaultListenAddr = "127.0.0.1:15010"
 
-// Options configure a ControlPlane. ResourcesDir is required.
+// Options configure a ControlPlane. Exactly one of ResourcesDir and Store
+// is required.
 type Options struct {
 	// ResourcesDir holds the Component, Subscription and Policy YAML files,
 	// in any depth of subdirectories.
 	ResourcesDir string
+	// Store is the URL of the shared store of a replicated control plane,
+	// zk://host:port[,host:port]/root. Its configuration is written by
+	// zkstore.Store.LoadConfig (`outrig control-plane load`).
+	Store string
+	// StoreSessionTimeout is the ZooKeeper session timeout: how long after
+	// this replica vanished its instances' nodes go. Default 4s.
+	StoreSessionTimeout time.Duration
+	// ReplicaGrace: when the replica holding an instance's lease dies, the
+	// other replicas keep serving the instance this long, while its sidecar
+	// registers with one of them. Default: the registry's default TTL (10s).
+	ReplicaGrace time.Duration
+	// AdminListen, when set, serves /healthz, /readyz and /metrics (the
+	// Metrics registry, when it is also a prometheus.Gatherer) over HTTP.
+	AdminListen string
 	// ListenAddr is the gRPC address. Empty: DefaultListenAddr for Run,
 	// 127.0.0.1:0 (a free port) for Start.
 	ListenAddr string
@@ -48,6 +74,8 @@ type Options struct {
 	// Debounce is how long the directory must be quiet before a change is
 	// read. Default 50ms.
 	Debounce time.Duration
+	// StartTimeout bounds the first read of the store. Default 30s.
+	StartTimeout time.Duration
 	// Registry tunes leases and the freeze (TTLs, FreezeShare, ...). Its
 	// OnChange, Metrics and Logger are set by the control plane.
 	Registry registry.Options
@@ -57,8 +85,9 @@ type Options struct {
 	// restarted control plane's registry is empty until the instances
 	// re-register, which they do within a third of their lease. Removals
 	// (deregistration, expiry) of endpoints a sidecar holds are delayed
-	// until the hold ends. Default: half the registry's default TTL (5s);
-	// negative: no hold.
+	// until the hold ends. Default: half the registry's default TTL (5s)
+	// with ResourcesDir; none with Store (a replica starts with every
+	// instance of the store); negative: no hold.
 	EndpointsHold time.Duration
 	// GRPCOptions are added to the gRPC server's options.
 	GRPCOptions []grpc.ServerOption
@@ -77,11 +106,12 @@ type Service interface {
 // ControlPlane is one control plane. Build it with New, then call Start or
 // Run once.
 type ControlPlane struct {
-	opts Options
-	log  *slog.Logger
-	xds  *server.Server
-	reg  *registry.Registry
-	dir  *dirSource
+	opts  Options
+	log   *slog.Logger
+	xds   *server.Server
+	reg   *registry.Registry
+	dir   *dirSource  // standalone
+	store *storeParts // replicated
 
 	reloads      prometheus.Counter
 	failingFiles prometheus.Gauge
@@ -91,8 +121,19 @@ type ControlPlane struct {
 
 // New validates opts and builds the parts; nothing runs until Start or Run.
 func New(opts Options) (*ControlPlane, error) {
-	if opts.ResourcesDir == "" {
-		return nil, errors.New("control plane options: ResourcesDir is required")
+	switch {
+	case opts.ResourcesDir == "" && opts.Store == "":
+		return nil, errors.New("control plane options: ResourcesDir or Store is required")
+	case opts.ResourcesDir != "" && opts.Store != "":
+		return nil, errors.New("control plane options: ResourcesDir and Store are exclusive (load a folder into the store with `outrig control-plane load`)")
+	}
+	if opts.Store != "" {
+		if _, _, err := zkstore.ParseURL(opts.Store); err != nil {
+			return nil, fmt.Errorf("control plane options: %w", err)
+		}
+	}
+	if opts.StartTimeout <= 0 {
+		opts.StartTimeout = 30 * time.Second
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -110,7 +151,8 @@ func New(opts Options) (*ControlPlane, error) {
 	ropts := opts.Registry
 	ropts.Metrics = opts.Metrics
 	ropts.Logger = log
-	ropts.OnChange = cp.publishEndpoints
+	ropts.OnChange = cp.registryChanged
+	ropts.OnDeregister = cp.deregistered
 	cp.reg, err = registry.New(ropts)
 	if err != nil {
 		return nil, err
@@ -131,8 +173,10 @@ func New(opts Options) (*ControlPlane, error) {
 			}
 		}
 	}
-	cp.dir = newDirSource(opts.ResourcesDir, opts.Debounce, log, cp.publishConfig,
-		func(n int) { cp.failingFiles.Set(float64(n)) })
+	if opts.ResourcesDir != "" {
+		cp.dir = newDirSource(opts.ResourcesDir, opts.Debounce, log, cp.publishConfig,
+			func(n int) { cp.failingFiles.Set(float64(n)) })
+	}
 	return cp, nil
 }
 
@@ -182,12 +226,34 @@ func (cp *ControlPlane) start(ctx context.Context, addr string) (string, func(),
 	if !started {
 		return "", nil, nil, errors.New("control plane already started")
 	}
-	if err := cp.dir.load(); err != nil {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		cp.closeServices()
+		return "", nil, nil, fmt.Errorf("control plane listen %s: %w", addr, err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	fail := func(err error) (string, func(), <-chan error, error) {
+		cancel()
+		wg.Wait()
+		_ = lis.Close()
+		cp.closeSources()
 		cp.closeServices()
 		return "", nil, nil, err
 	}
+	// The configuration (and, from a store, every instance) is loaded
+	// before serving, so that the first clients get all of it.
+	if cp.dir != nil {
+		if err := cp.dir.load(); err != nil {
+			return fail(err)
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); cp.dir.run(runCtx) }()
+	} else if err := cp.startStore(runCtx, &wg, lis.Addr().String()); err != nil {
+		return fail(err)
+	}
 	hold := cp.opts.EndpointsHold
-	if hold == 0 {
+	if hold == 0 && cp.dir != nil {
 		hold = cp.opts.Registry.DefaultTTL / 2
 		if hold <= 0 {
 			hold = 5 * time.Second
@@ -196,11 +262,11 @@ func (cp *ControlPlane) start(ctx context.Context, addr string) (string, func(),
 	if hold > 0 {
 		_ = cp.xds.HoldRemovals(resource.EndpointType, hold)
 	}
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		_ = cp.dir.watcher.Close()
-		cp.closeServices()
-		return "", nil, nil, fmt.Errorf("control plane listen %s: %w", addr, err)
+	var admin *http.Server
+	if cp.opts.AdminListen != "" {
+		if admin, err = cp.startAdmin(&wg); err != nil {
+			return fail(err)
+		}
 	}
 	gopts := append([]grpc.ServerOption{
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
@@ -212,17 +278,14 @@ func (cp *ControlPlane) start(ctx context.Context, addr string) (string, func(),
 		svc.Register(g)
 	}
 
-	runCtx, cancel := context.WithCancel(ctx)
 	errc := make(chan error, 1)
-	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		if err := g.Serve(lis); err != nil {
 			errc <- fmt.Errorf("control plane serve: %w", err)
 		}
 	}()
-	go func() { defer wg.Done(); cp.dir.run(runCtx) }()
 	go func() { defer wg.Done(); _ = cp.reg.Run(runCtx) }()
 
 	var once sync.Once
@@ -239,7 +302,13 @@ func (cp *ControlPlane) start(ctx context.Context, addr string) (string, func(),
 				g.Stop()
 				<-done
 			}
+			if admin != nil {
+				sctx, scancel := context.WithTimeout(context.Background(), time.Second)
+				_ = admin.Shutdown(sctx)
+				scancel()
+			}
 			wg.Wait()
+			cp.closeSources()
 		})
 	}
 	// Stop with ctx too, without leaking a goroutine past stop.
@@ -247,8 +316,20 @@ func (cp *ControlPlane) start(ctx context.Context, addr string) (string, func(),
 		<-runCtx.Done()
 		stop()
 	}()
-	cp.log.Info("control plane serving", "addr", lis.Addr().String(), "resources", cp.opts.ResourcesDir)
+	source := cp.opts.ResourcesDir
+	if cp.store != nil {
+		source = cp.opts.Store
+	}
+	cp.log.Info("control plane serving", "addr", lis.Addr().String(), "source", source)
 	return lis.Addr().String(), stop, errc, nil
+}
+
+// closeSources releases what the sources hold once their goroutines ended
+// (the directory's watcher is closed by its own goroutine).
+func (cp *ControlPlane) closeSources() {
+	if cp.store != nil {
+		cp.store.store.Close() // the session ends: this replica's instance nodes go
+	}
 }
 
 func (cp *ControlPlane) closeServices() {
@@ -287,6 +368,25 @@ func (cp *ControlPlane) publishConfig(set *config.Set) {
 			// config.ParseFile validated every object; this is a bug.
 			cp.log.Error("pushing configuration failed", "type", u.typeURL, "error", err)
 		}
+	}
+}
+
+// registryChanged receives the changes of the leases this control plane
+// holds: they go to the store (which every replica, this one included,
+// reads back and publishes), or straight to the xDS server.
+func (cp *ControlPlane) registryChanged(up map[string]*configv1.Endpoint, removed []string) {
+	if cp.store != nil {
+		cp.store.writer.Publish(up, removed)
+		return
+	}
+	cp.publishEndpoints(up, removed)
+}
+
+// deregistered removes a deregistered instance from the store, whichever
+// replica wrote it.
+func (cp *ControlPlane) deregistered(appID, instanceID string) {
+	if cp.store != nil {
+		cp.store.writer.Deregister(appID, instanceID)
 	}
 }
 
