@@ -29,12 +29,12 @@ type kind struct {
 // are written and read.
 func configKinds() []kind {
 	return []kind{
-	{"components", func() proto.Message { return &configv1.Component{} },
-		func(m proto.Message) error { return config.ValidateComponent(m.(*configv1.Component)) }},
-	{"policies", func() proto.Message { return &configv1.Policy{} },
-		func(m proto.Message) error { return config.ValidatePolicy(m.(*configv1.Policy)) }},
-	{"subscriptions", func() proto.Message { return &configv1.Subscription{} },
-		func(m proto.Message) error { return config.ValidateSubscription(m.(*configv1.Subscription)) }},
+		{"components", func() proto.Message { return &configv1.Component{} },
+			func(m proto.Message) error { return config.ValidateComponent(m.(*configv1.Component)) }},
+		{"policies", func() proto.Message { return &configv1.Policy{} },
+			func(m proto.Message) error { return config.ValidatePolicy(m.(*configv1.Policy)) }},
+		{"subscriptions", func() proto.Message { return &configv1.Subscription{} },
+			func(m proto.Message) error { return config.ValidateSubscription(m.(*configv1.Subscription)) }},
 	}
 }
 

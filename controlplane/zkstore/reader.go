@@ -53,7 +53,7 @@ type InstanceReader struct {
 	publish PublishFunc
 	log     *slog.Logger
 
-	mu        sync.Mutex // serialises publications and guards what follows
+	mu        sync.Mutex                  // serialises publications and guards what follows
 	apps      map[string]map[string]*node // app id → child name → node
 	published map[string]*published       // resource name → what was published
 }

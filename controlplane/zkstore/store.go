@@ -184,11 +184,11 @@ func (s *Store) signalSession() {
 	}
 }
 
-func (s *Store) configPath() string       { return s.root + "/config" }
-func (s *Store) kindPath(k kind) string   { return s.configPath() + "/" + k.dir }
-func (s *Store) instancesPath() string    { return s.root + "/instances" }
+func (s *Store) configPath() string        { return s.root + "/config" }
+func (s *Store) kindPath(k kind) string    { return s.configPath() + "/" + k.dir }
+func (s *Store) instancesPath() string     { return s.root + "/instances" }
 func (s *Store) appPath(app string) string { return s.instancesPath() + "/" + escapeName(app) }
-func (s *Store) replicasPath() string     { return s.root + "/replicas" }
+func (s *Store) replicasPath() string      { return s.root + "/replicas" }
 func (s *Store) replicaPath(session int64) string {
 	return fmt.Sprintf("%s/%016x", s.replicasPath(), session)
 }
