@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"github.com/outrig/outrig/controlplane"
 	"github.com/outrig/outrig/xds/registry"
 )
@@ -25,7 +27,9 @@ import (
 // package as `outrig control-plane` runs it (resources directory watched
 // with fsnotify, registry, delta xDS on one gRPC server), with leases long
 // enough that nothing expires during a run and no endpoints hold after
-// start; with -serve sotw it also serves the SotW baseline (sotw.go).
+// start; with -serve sotw it also serves the SotW baseline (sotw.go). With
+// -shared-write-buffer its gRPC server gets grpc.SharedWriteBuffer(true)
+// (through Options.GRPCOptions), to measure what that option saves.
 //
 // The parent talks to it over stdin/stdout: the child prints "READY addr"
 // once serving, then answers each command line with "ok" or "err ...":
@@ -37,7 +41,7 @@ import (
 // The child exits when its stdin closes.
 
 // serveMain is the child's main.
-func serveMain(mode, dir, modelName string) error {
+func serveMain(mode, dir, modelName string, sharedWriteBuffer bool) error {
 	model, err := modelByName(modelName)
 	if err != nil {
 		return err
@@ -49,6 +53,9 @@ func serveMain(mode, dir, modelName string) error {
 		Logger:        log,
 		Registry:      registry.Options{DefaultTTL: time.Hour, MaxTTL: time.Hour},
 		EndpointsHold: -1,
+	}
+	if sharedWriteBuffer {
+		opts.GRPCOptions = append(opts.GRPCOptions, grpc.SharedWriteBuffer(true))
 	}
 	var hub *sotwHub
 	switch mode {
@@ -127,12 +134,13 @@ type child struct {
 	mu    sync.Mutex
 }
 
-func startChild(mode, dir, modelName string) (*child, error) {
+func startChild(mode, dir, modelName string, sharedWriteBuffer bool) (*child, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find own executable: %w", err)
 	}
-	cmd := exec.Command(exe, "-serve", mode, "-dir", dir, "-model", modelName)
+	cmd := exec.Command(exe, "-serve", mode, "-dir", dir, "-model", modelName,
+		fmt.Sprintf("-shared-write-buffer=%v", sharedWriteBuffer))
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {

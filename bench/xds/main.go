@@ -42,16 +42,17 @@ func run() error {
 	components := flag.Int("components", 20, "components in the resources directory (one file each)")
 	reps := flag.Int("reps", 5, "repetitions of each change")
 	clientKind := flag.String("client", "raw", "delta subscribers: raw (bare delta ADS streams) or xds (xds/client.Client)")
-	modelName := flag.String("model", "per-app", "how endpoints are cut into resources (see model.go): per-app")
+	modelName := flag.String("model", "collection", "how endpoints are cut into resources (see model.go): collection")
 	out := flag.String("out", "", "write a PNG plot of the results to this file")
 	timeout := flag.Duration("timeout", 30*time.Second, "give up waiting for a change after this long")
 	settle := flag.Duration("settle", 150*time.Millisecond, "after a change, wait until no byte arrived for this long")
 	batch := flag.Int("batch", 250, "subscribers connected at a time")
 	profileDir := flag.String("profile-dir", "", "write the control plane's CPU profile (changes only) and heap profile per run here")
+	sharedWriteBuf := flag.Bool("shared-write-buffer", false, "run the control plane's gRPC server with grpc.SharedWriteBuffer(true) (default: as shipped)")
 	flag.Parse()
 
 	if *serve != "" {
-		return serveMain(*serve, *dir, *modelName)
+		return serveMain(*serve, *dir, *modelName, *sharedWriteBuf)
 	}
 	model, err := modelByName(*modelName)
 	if err != nil {
@@ -61,7 +62,7 @@ func run() error {
 		modes: strings.Split(*modes, ","), services: *services, endpoints: *endpoints,
 		smallEndpoints: *small, components: *components, reps: *reps, client: *clientKind,
 		model: model, modelName: *modelName, timeout: *timeout, settle: *settle, batch: *batch,
-		profileDir: *profileDir,
+		profileDir: *profileDir, sharedWriteBuf: *sharedWriteBuf,
 	}
 	for _, s := range strings.Split(*ns, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))

@@ -74,7 +74,10 @@ func gone(typeURL, marker string, delta probe) probe {
 // endpointModel is how a sidecar subscribes to the endpoints of an app id,
 // and how an instance leaving shows in a delta response. It is the only
 // part of the simulator that knows how endpoints are cut into resources, so
-// that a change of that layout is a new model, not a new simulator.
+// that a change of that layout is a new model, not a new simulator. (The
+// first layout, one ServiceEndpoints resource per app id named by it, was
+// such a model; it went when the control plane stopped publishing that
+// type.)
 type endpointModel interface {
 	// Name labels the model in reports.
 	Name() string
@@ -94,42 +97,42 @@ type endpointModel interface {
 	WatchXDS(ctx context.Context, c *client.Client, apps []string) error
 }
 
-// perAppModel is the layout of xds/resource today: one ServiceEndpoints
-// resource per app id, named by the app id, holding every endpoint. A join
-// or a leave resends the whole resource.
-type perAppModel struct{}
+// collectionModel is the layout of xds/resource since incremental
+// endpoints: one Endpoint resource per instance, named
+// "<app id>/<instance id>", and a sidecar subscribes to an app id as the
+// glob collection "<app id>/*". A join sends one resource, a leave one
+// name in removed_resources.
+type collectionModel struct{}
 
-func (perAppModel) Name() string { return "one ServiceEndpoints resource per app id" }
-
-func (perAppModel) TypeURL() string { return resource.ServiceEndpointsType }
-
-func (perAppModel) Subscribe(apps []string) []string { return slices.Clone(apps) }
-
-func (perAppModel) Matches(sub, name string) bool { return sub == name }
-
-func (perAppModel) Left(app, inst string) probe {
-	m := []byte(inst)
-	return func(u *update) bool {
-		if slices.Contains(u.removed, app) {
-			return true
-		}
-		for _, r := range u.resources {
-			if r.name == app {
-				return !bytes.Contains(r.raw, m)
-			}
-		}
-		return false
-	}
+func (collectionModel) Name() string {
+	return "one Endpoint resource per instance, each app subscribed as the collection <app>/*"
 }
 
-func (perAppModel) WatchXDS(ctx context.Context, c *client.Client, apps []string) error {
+func (collectionModel) TypeURL() string { return resource.EndpointType }
+
+func (collectionModel) Subscribe(apps []string) []string {
+	out := make([]string, len(apps))
+	for i, app := range apps {
+		out[i] = resource.EndpointsCollection(app)
+	}
+	return out
+}
+
+func (collectionModel) Matches(sub, name string) bool { return resource.CollectionOf(name) == sub }
+
+func (collectionModel) Left(app, inst string) probe {
+	name := resource.EndpointName(app, inst)
+	return func(u *update) bool { return slices.Contains(u.removed, name) }
+}
+
+func (collectionModel) WatchXDS(ctx context.Context, c *client.Client, apps []string) error {
 	for _, app := range apps {
-		if err := c.Watch(resource.ServiceEndpointsType, app); err != nil {
+		if err := c.Watch(resource.EndpointType, resource.EndpointsCollection(app)); err != nil {
 			return fmt.Errorf("watch endpoints of %s: %w", app, err)
 		}
 	}
 	for _, app := range apps {
-		if _, _, err := c.Wait(ctx, resource.ServiceEndpointsType, app); err != nil {
+		if _, _, err := c.Endpoints(ctx, app); err != nil {
 			return fmt.Errorf("endpoints of %s: %w", app, err)
 		}
 	}
@@ -139,8 +142,8 @@ func (perAppModel) WatchXDS(ctx context.Context, c *client.Client, apps []string
 // modelByName returns the endpoint model selected by -model.
 func modelByName(name string) (endpointModel, error) {
 	switch name {
-	case "per-app":
-		return perAppModel{}, nil
+	case "collection":
+		return collectionModel{}, nil
 	}
-	return nil, fmt.Errorf("-model %q: want per-app", name)
+	return nil, fmt.Errorf("-model %q: want collection", name)
 }

@@ -15,10 +15,11 @@ import (
 // sidecar, control-plane peak RSS — against N, delta solid and SotW dashed,
 // and writes them as a PNG.
 func writePlot(path string, r *report) error {
-	const w, h = 1500, 560
+	const w, h = 1500, 570
 	c := &canvas{img: image.NewRGBA(image.Rect(0, 0, w, h))}
 	c.fill(0, 0, w, h, white)
-	c.text(20, 12, fmt.Sprintf("CONTROL PLANE FLEET SIMULATOR  %s  %s", r.start.UTC().Format("2006-01-02"), r.cfg.model.Name()), 2, black)
+	c.text(20, 10, fmt.Sprintf("CONTROL PLANE FLEET SIMULATOR  %s  %s", r.start.UTC().Format("2006-01-02"), r.machine), 2, black)
+	c.text(20, 34, "ENDPOINTS: "+r.cfg.model.Name(), 1, black)
 
 	var lat, bytes, rss []series
 	for _, mode := range r.cfg.modes {
@@ -56,10 +57,10 @@ func writePlot(path string, r *report) error {
 	}
 	for i, p := range panels {
 		x0 := 90 + i*490
-		p.draw(c, x0, 70, x0+390, 420, ns)
+		p.draw(c, x0, 90, x0+390, 440, ns)
 	}
 	// Legend.
-	x, y := 90, 480
+	x, y := 90, 495
 	for _, mode := range r.cfg.modes {
 		for _, sc := range r.cfg.scenarios {
 			c.line(float64(x), float64(y+7), float64(x+40), float64(y+7), scenarioColor[sc], 3, mode == "sotw")
@@ -68,8 +69,8 @@ func writePlot(path string, r *report) error {
 		}
 		x, y = 90, y+30
 	}
-	c.text(1000, 480, "SOLID: DELTA   DASHED: SOTW", 2, black)
-	c.text(1000, 510, "X AXIS: N SIDECARS (LOG)", 2, black)
+	c.text(1000, 495, "SOLID: DELTA   DASHED: SOTW", 2, black)
+	c.text(1000, 525, "X AXIS: N SIDECARS (LOG)", 2, black)
 
 	f, err := os.Create(path)
 	if err != nil {

@@ -74,6 +74,9 @@ func (r *report) write(w io.Writer) {
 	if c.client == "xds" {
 		client = "xds/client.Client instances"
 	}
+	if c.sharedWriteBuf {
+		fmt.Fprintf(w, "Control plane run with grpc.SharedWriteBuffer(true) (not the shipped default).\n\n")
+	}
 	fmt.Fprintf(w, "Fleet: %d services (app-00 with %d instances, the others %d each), %d components; delta subscribers are %s; endpoints layout: %s; %d repetitions of each change.\n\n",
 		c.services, c.endpoints, c.smallEndpoints, c.components, client, c.model.Name(), c.reps)
 

@@ -36,6 +36,7 @@ type config struct {
 	settle         time.Duration
 	batch          int
 	profileDir     string
+	sharedWriteBuf bool // the control plane's gRPC server releases write buffers after each flush
 }
 
 // Scenario names, in report order.
@@ -124,7 +125,7 @@ func runOne(cfg config, n int, mode string) (*runResult, error) {
 			return nil, err
 		}
 	}
-	cp, err := startChild(mode, dir, cfg.modelName)
+	cp, err := startChild(mode, dir, cfg.modelName, cfg.sharedWriteBuf)
 	if err != nil {
 		return nil, err
 	}

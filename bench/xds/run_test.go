@@ -16,8 +16,9 @@ func TestMain(m *testing.M) {
 		serve := fs.String("serve", "", "")
 		dir := fs.String("dir", "", "")
 		model := fs.String("model", "", "")
+		swb := fs.Bool("shared-write-buffer", false, "")
 		_ = fs.Parse(os.Args[1:])
-		if err := serveMain(*serve, *dir, *model); err != nil {
+		if err := serveMain(*serve, *dir, *model, *swb); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
@@ -30,7 +31,7 @@ func smallConfig(client string) config {
 	return config{
 		ns: []int{4}, modes: []string{"delta", "sotw"}, scenarios: allScenarios,
 		services: 3, endpoints: 40, smallEndpoints: 2, components: 6, reps: 2,
-		client: client, model: perAppModel{}, modelName: "per-app",
+		client: client, model: collectionModel{}, modelName: "collection",
 		timeout: 10 * time.Second, settle: 50 * time.Millisecond, batch: 2,
 	}
 }

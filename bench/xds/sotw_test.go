@@ -23,13 +23,13 @@ func res(typeURL, name, body string) *discovery.Resource {
 // of two apps, as if it had followed a control plane.
 func startHub(t *testing.T) (*sotwHub, *testStream) {
 	t.Helper()
-	h := newSotwHub(perAppModel{}, slog.Default())
+	h := newSotwHub(collectionModel{}, slog.Default())
 	h.apply(0, []*discovery.Resource{res(resource.ComponentType, "c1", "one")}, nil)
 	h.apply(1, nil, nil)
 	h.apply(2, nil, nil)
 	h.apply(3, []*discovery.Resource{
-		res(resource.ServiceEndpointsType, "a", "a-v1"),
-		res(resource.ServiceEndpointsType, "b", "b-v1"),
+		res(resource.EndpointType, "a/1", "a1-v1"),
+		res(resource.EndpointType, "b/1", "b1-v1"),
 	}, nil)
 	close(h.ready)
 
@@ -98,26 +98,26 @@ func bodies(resp *discovery.DiscoveryResponse) []string {
 
 func TestSotwHubSendsFullSetAfterACK(t *testing.T) {
 	h, st := startHub(t)
-	ept := resource.ServiceEndpointsType
-	if err := st.SendMsg(&discovery.DiscoveryRequest{TypeUrl: ept, ResourceNames: []string{"a"}}); err != nil {
+	ept := resource.EndpointType
+	if err := st.SendMsg(&discovery.DiscoveryRequest{TypeUrl: ept, ResourceNames: []string{"a/*"}}); err != nil {
 		t.Fatal(err)
 	}
 	first := recvWithin(t, st, 5*time.Second)
 	if first == nil {
 		t.Fatal("no answer to the subscription")
 	}
-	if got := bodies(first); len(got) != 1 || got[0] != "a-v1" {
-		t.Fatalf("first response = %v, want only the subscribed app [a-v1]", got)
+	if got := bodies(first); len(got) != 1 || got[0] != "a1-v1" {
+		t.Fatalf("first response = %v, want only the subscribed app's [a1-v1]", got)
 	}
 
 	// A change of an app the stream does not subscribe to sends nothing.
-	h.apply(3, []*discovery.Resource{res(ept, "b", "b-v2")}, nil)
+	h.apply(3, []*discovery.Resource{res(ept, "b/2", "b2-v1")}, nil)
 	// A change of its app before the ACK waits for the ACK.
-	h.apply(3, []*discovery.Resource{res(ept, "a", "a-v2")}, nil)
+	h.apply(3, []*discovery.Resource{res(ept, "a/2", "a2-v1")}, nil)
 	if resp := recvWithin(t, st, 300*time.Millisecond); resp != nil {
 		t.Fatalf("sent %v before the previous response was ACKed", bodies(resp))
 	}
-	if err := st.SendMsg(&discovery.DiscoveryRequest{TypeUrl: ept, ResourceNames: []string{"a"},
+	if err := st.SendMsg(&discovery.DiscoveryRequest{TypeUrl: ept, ResourceNames: []string{"a/*"},
 		VersionInfo: first.GetVersionInfo(), ResponseNonce: first.GetNonce()}); err != nil {
 		t.Fatal(err)
 	}
@@ -125,8 +125,21 @@ func TestSotwHubSendsFullSetAfterACK(t *testing.T) {
 	if second == nil {
 		t.Fatal("change not sent after the ACK")
 	}
-	if got := bodies(second); len(got) != 1 || got[0] != "a-v2" {
-		t.Fatalf("second response = %v, want [a-v2]", got)
+	if got := bodies(second); len(got) != 2 || got[0] != "a1-v1" || got[1] != "a2-v1" {
+		t.Fatalf("second response = %v, want the app's full set [a1-v1 a2-v1]", got)
+	}
+
+	// A removal sends the full set without it.
+	if err := st.SendMsg(&discovery.DiscoveryRequest{TypeUrl: ept, ResourceNames: []string{"a/*"}, ResponseNonce: second.GetNonce()}); err != nil {
+		t.Fatal(err)
+	}
+	h.apply(3, nil, []string{"a/1"})
+	third := recvWithin(t, st, 5*time.Second)
+	if third == nil {
+		t.Fatal("removal not sent")
+	}
+	if got := bodies(third); len(got) != 1 || got[0] != "a2-v1" {
+		t.Fatalf("after removal = %v, want [a2-v1]", got)
 	}
 
 	// Wildcard: the whole set of the type on every change.
@@ -151,7 +164,7 @@ func TestSotwHubSendsFullSetAfterACK(t *testing.T) {
 }
 
 func TestProbes(t *testing.T) {
-	ept := resource.ServiceEndpointsType
+	ept := resource.EndpointType
 	join := present(ept, "inst-7")
 	if join(&update{typeURL: ept, resources: []item{{name: "a", raw: []byte("xx inst-6 yy")}}}) {
 		t.Error("present matched a response without the marker")
@@ -163,16 +176,15 @@ func TestProbes(t *testing.T) {
 		t.Error("present matched another type")
 	}
 
-	left := gone(ept, "inst-7", perAppModel{}.Left("a", "inst-7"))
+	left := gone(ept, "inst-7", collectionModel{}.Left("a", "inst-7"))
 	tests := []struct {
 		name string
 		u    update
 		want bool
 	}{
-		{"delta: app resource without it", update{typeURL: ept, resources: []item{{name: "a", raw: []byte("inst-6")}}}, true},
-		{"delta: app resource still with it", update{typeURL: ept, resources: []item{{name: "a", raw: []byte("inst-7")}}}, false},
-		{"delta: another app changed", update{typeURL: ept, resources: []item{{name: "b", raw: []byte("x")}}}, false},
-		{"delta: app removed", update{typeURL: ept, removed: []string{"a"}}, true},
+		{"delta: its resource removed", update{typeURL: ept, removed: []string{"a/inst-7"}}, true},
+		{"delta: another instance removed", update{typeURL: ept, removed: []string{"a/inst-6", "b/inst-7"}}, false},
+		{"delta: an update", update{typeURL: ept, resources: []item{{name: "a/inst-8", raw: []byte("inst-8")}}}, false},
 		{"sotw: full set without it", update{typeURL: ept, full: true, resources: []item{{raw: []byte("inst-6")}}}, true},
 		{"sotw: full set with it", update{typeURL: ept, full: true, resources: []item{{raw: []byte("inst-7")}}}, false},
 		{"another type", update{typeURL: resource.ComponentType, full: true}, false},
