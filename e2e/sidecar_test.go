@@ -38,12 +38,12 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatalf("outrig demo failed: %v", err)
 	}
-	for _, step := range []string{"state-save-get", "state-etag-conflict", "invoke-orders", "publish-subscribe", "component-hot-add"} {
+	for _, step := range []string{"state-save-get", "state-etag-conflict", "invoke-orders", "publish-subscribe", "component-hot-add", "policy-pushed-live"} {
 		if !strings.Contains(string(out), "[ok  ] "+step) {
 			t.Errorf("step %s did not pass", step)
 		}
 	}
-	if !strings.Contains(string(out), "summary: 5 passed, 0 failed") {
+	if !strings.Contains(string(out), "summary: 6 passed, 0 failed") {
 		t.Error("summary line missing or wrong")
 	}
 }
@@ -234,7 +234,7 @@ func TestDemoOnRealBackends(t *testing.T) {
 	if err != nil {
 		t.Fatalf("outrig demo --backends real failed (are Redis and Kafka up? scripts/backends.sh up redis kafka): %v", err)
 	}
-	if !strings.Contains(string(out), "summary: 5 passed, 0 failed") {
+	if !strings.Contains(string(out), "summary: 6 passed, 0 failed") {
 		t.Fatal("not every step passed")
 	}
 }
