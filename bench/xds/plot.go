@@ -191,9 +191,9 @@ func plainNum(v float64) string {
 
 func byteNum(v float64) string {
 	switch {
-	case v >= 1<<20:
+	case v >= 1e6:
 		return fmt.Sprintf("%.0fM", v/1e6)
-	case v >= 1000:
+	case v >= 1e3:
 		return fmt.Sprintf("%.0fK", v/1e3)
 	}
 	return fmt.Sprintf("%.0f", v)
