@@ -54,6 +54,11 @@ final class ClientCore {
     return unary != grpc;
   }
 
+  /** Calls answered over shared memory so far; -1 without shared memory. */
+  long sharedMemoryCalls() {
+    return unary instanceof ShmTransport t ? t.shmCalls.sum() : -1;
+  }
+
   <Q, R, T> T call(MethodDescriptor<Q, R> m, Q req, Duration timeout, Function<R, T> conv) {
     return conv.apply(unary.call(m, req, timeout));
   }

@@ -78,6 +78,17 @@ final class GrpcTransport implements Transport {
     managed.resetConnectBackoff();
   }
 
+  /**
+   * After an UNAVAILABLE call, try to connect again at once: the sidecar is local and may just
+   * have restarted, and gRPC's own reconnect backoff (up to two minutes) would otherwise fail
+   * every call made meanwhile. Connecting to an absent local socket costs little.
+   */
+  private void afterFailure(io.grpc.Status st) {
+    if (st.getCode() == io.grpc.Status.Code.UNAVAILABLE) {
+      managed.resetConnectBackoff();
+    }
+  }
+
   static CallOptions options(Duration timeout) {
     CallOptions o = CallOptions.DEFAULT;
     if (timeout != null && !timeout.isZero()) {
@@ -91,6 +102,7 @@ final class GrpcTransport implements Transport {
     try {
       return ClientCalls.blockingUnaryCall(channel, method, options(timeout), req);
     } catch (StatusRuntimeException e) {
+      afterFailure(e.getStatus());
       throw ErrorMapping.fromStatus(method.getBareMethodName(), e.getStatus(), e.getTrailers());
     }
   }
@@ -114,6 +126,7 @@ final class GrpcTransport implements Transport {
 
           @Override
           public void onError(Throwable t) {
+            afterFailure(io.grpc.Status.fromThrowable(t));
             f.completeExceptionally(ErrorMapping.fromThrowable(op, t));
           }
 

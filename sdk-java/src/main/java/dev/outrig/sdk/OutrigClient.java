@@ -107,6 +107,11 @@ public final class OutrigClient implements AutoCloseable {
     return new OutrigClient(core, timeout, false);
   }
 
+  /** Calls answered over shared memory so far, -1 without it (tests, diagnostics). */
+  long sharedMemoryCalls() {
+    return core.sharedMemoryCalls();
+  }
+
   // ------------------------------------------------------------------ state
 
   /**

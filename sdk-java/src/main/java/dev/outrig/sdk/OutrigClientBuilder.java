@@ -135,7 +135,7 @@ public final class OutrigClientBuilder {
     Transport unary = grpc;
     if (shmSocket != null) {
       try {
-        unary = ShmTransport.connect(shmSocket, id);
+        unary = ShmTransport.connect(shmSocket, id, grpc);
       } catch (RuntimeException e) {
         grpc.close();
         throw e;
