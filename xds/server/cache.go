@@ -28,6 +28,7 @@ type entry struct {
 	version  string
 	resource *discovery.Resource
 	scopes   []string
+	coll     string // resource.CollectionOf(name)
 }
 
 // typeCache serves one type URL to go-control-plane's delta server. It is a
@@ -61,11 +62,15 @@ type typeCache struct {
 	wildcard  map[uint64]*watch
 	named     map[string]map[uint64]*watch // subscribed name (or collection) → watches
 	nextID    uint64
+	ids       *streamIDs             // nil: streams are not told apart (no ACK fast path)
+	streams   map[int64]*streamState // see acks.go
+	changes   changeLog
+	examined  uint64 // names examined by compute, for tests of its cost
 }
 
 var _ cache.Cache = (*typeCache)(nil)
 
-func newTypeCache(typeURL string, deferred func()) *typeCache {
+func newTypeCache(typeURL string, deferred func(), ids *streamIDs) *typeCache {
 	return &typeCache{
 		typeURL:   typeURL,
 		deferred:  deferred,
@@ -73,6 +78,8 @@ func newTypeCache(typeURL string, deferred func()) *typeCache {
 		members:   map[string]map[string]struct{}{},
 		wildcard:  map[uint64]*watch{},
 		named:     map[string]map[uint64]*watch{},
+		ids:       ids,
+		streams:   map[int64]*streamState{},
 	}
 }
 
@@ -90,16 +97,39 @@ func (c *typeCache) Fetch(context.Context, *cache.Request) (cache.Response, erro
 
 // CreateDeltaWatch answers at once when the client lacks something it asked
 // for (or this is the first request of a wildcard subscription), otherwise
-// keeps the watch until a change concerns it.
+// keeps the watch until a change concerns it. A plain ACK re-examines only
+// the names changed since the stream was last complete (acks.go).
 func (c *typeCache) CreateDeltaWatch(req *cache.DeltaRequest, sub cache.Subscription, out chan cache.DeltaResponse) (func(), error) {
+	id := c.ids.take(req)
 	c.mu.Lock()
 	c.nextID++
 	w := newWatch(c.nextID, req, sub, out)
-	replyEvenIfEmpty := sub.IsWildcard() && req.GetResponseNonce() == ""
-	if resp := c.compute(w, nil, replyEvenIfEmpty); resp != nil {
+	w.stream = id
+	st := c.streamState(id)
+	var (
+		resp *response
+		full = true
+	)
+	if st != nil && st.consistent && st.pending == 0 && !c.holding && pureAck(req) {
+		if names, ok := c.changes.since(st.at); ok {
+			full = false
+			w.base = true
+			resp = c.compute(w, names, false)
+		}
+	}
+	if full {
+		w.base = st != nil && st.pending == 0 && !c.holding
+		resp = c.compute(w, nil, sub.IsWildcard() && req.GetResponseNonce() == "")
+	}
+	if resp != nil {
+		c.account(w, resp, full)
 		c.mu.Unlock()
 		c.deliver(w, resp)
 		return w.stop, nil
+	}
+	if st != nil {
+		st.consistent = w.base
+		st.at = c.version
 	}
 	c.track(w)
 	c.mu.Unlock()
@@ -155,8 +185,9 @@ func (c *typeCache) patch(upserts map[string]*entry, deletes []string) (changed 
 
 // put stores e under name and indexes it in its collection. Must hold c.mu.
 func (c *typeCache) put(name string, e *entry) {
+	e.coll = resource.CollectionOf(name)
 	if _, exists := c.resources[name]; !exists {
-		if coll := resource.CollectionOf(name); coll != "" {
+		if coll := e.coll; coll != "" {
 			m := c.members[coll]
 			if m == nil {
 				m = map[string]struct{}{}
@@ -190,6 +221,7 @@ func (c *typeCache) commit(names []string) int {
 		return 0
 	}
 	c.version++
+	c.changes.add(c.version, names)
 	fired := c.notify(names)
 	c.mu.Unlock()
 	for _, f := range fired {
@@ -243,6 +275,7 @@ func (c *typeCache) release() {
 	}
 	for _, f := range fired {
 		c.untrack(f.w)
+		c.account(f.w, f.resp, true)
 	}
 	c.mu.Unlock()
 	for _, f := range fired {
@@ -261,6 +294,7 @@ func (c *typeCache) notify(changed []string) []firing {
 	var fired []firing
 	for id, w := range c.wildcard {
 		if resp := c.compute(w, changed, false); resp != nil {
+			c.account(w, resp, false)
 			fired = append(fired, firing{w, resp})
 			delete(c.wildcard, id)
 		}
@@ -273,6 +307,7 @@ func (c *typeCache) notify(changed []string) []firing {
 			}
 			seen[id] = true
 			if resp := c.compute(w, changed, false); resp != nil {
+				c.account(w, resp, false)
 				fired = append(fired, firing{w, resp})
 				c.untrack(w)
 			}
@@ -360,6 +395,7 @@ func (c *typeCache) compute(w *watch, names []string, replyEvenIfEmpty bool) *re
 		}
 	}
 
+	c.examined += uint64(len(names))
 	var (
 		updates []*discovery.Resource
 		removed []string
@@ -367,8 +403,8 @@ func (c *typeCache) compute(w *watch, names []string, replyEvenIfEmpty bool) *re
 		globs   []string            // subscribed collections among names (full only)
 		holds   map[string]struct{} // collections of which the client keeps a member
 	)
-	keeps := func(name string) {
-		if coll := resource.CollectionOf(name); coll != "" {
+	keeps := func(coll string) { // only a full computation needs to know
+		if full && coll != "" {
 			if holds == nil {
 				holds = map[string]struct{}{}
 			}
@@ -387,13 +423,19 @@ func (c *typeCache) compute(w *watch, names []string, replyEvenIfEmpty bool) *re
 		}
 		e, exists := c.resources[name]
 		visible := exists && w.visible(e.scopes)
+		var coll string
+		if exists {
+			coll = e.coll
+		} else {
+			coll = resource.CollectionOf(name)
+		}
 		member := false
-		if coll := resource.CollectionOf(name); coll != "" {
+		if coll != "" {
 			_, member = subscribed[coll]
 		}
 		knownVersion, isKnown := known[name]
 		if c.holding && !exists && isKnown && knownVersion != notFoundVersion && knownVersion != "" {
-			keeps(name)
+			keeps(coll)
 			continue // held: the client keeps it until the hold ends
 		}
 		switch {
@@ -402,7 +444,7 @@ func (c *typeCache) compute(w *watch, names []string, replyEvenIfEmpty bool) *re
 				updates = append(updates, e.resource)
 				delta.set(name, e.version)
 			}
-			keeps(name)
+			keeps(coll)
 		case explicit:
 			// Asked for by name but absent (or out of scope): say so once.
 			if !isKnown || knownVersion != notFoundVersion {
@@ -440,11 +482,48 @@ func (c *typeCache) compute(w *watch, names []string, replyEvenIfEmpty bool) *re
 		req:       w.req,
 		resources: updates,
 		removed:   removed,
-		mu:        &c.mu,
+		cache:     c,
 		known:     known,
 		delta:     delta,
 		version:   strconv.FormatUint(c.version, 10),
 	}
+}
+
+// streamState returns the state of stream id, creating it; nil for id 0.
+// Must hold c.mu.
+func (c *typeCache) streamState(id int64) *streamState {
+	if id == 0 {
+		return nil
+	}
+	st := c.streams[id]
+	if st == nil {
+		st = &streamState{}
+		c.streams[id] = st
+	}
+	return st
+}
+
+// account records a response about to be handed to w's stream: it is in
+// flight until applied (response.GetNextVersionMap) or dropped. Once
+// applied, the stream's version map is complete as of now if it was before
+// this watch (w.base, or a full computation) and nothing else was in
+// flight. Must hold c.mu.
+func (c *typeCache) account(w *watch, r *response, full bool) {
+	st := c.streamState(w.stream)
+	if st == nil {
+		return
+	}
+	r.stream = w.stream
+	r.at = c.version
+	r.consistent = !c.holding && st.pending == 0 && (full || w.base)
+	st.pending++
+}
+
+// forget drops the state of a closed stream.
+func (c *typeCache) forget(id int64) {
+	c.mu.Lock()
+	delete(c.streams, id)
+	c.mu.Unlock()
 }
 
 // hasVisibleMember reports whether coll has a member the watch's node may

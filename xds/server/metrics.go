@@ -65,15 +65,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 // stream's node (sent only on the first request), and log and count NACKs.
 // go-control-plane calls them from the stream goroutines, concurrently.
 type callbacks struct {
-	log *slog.Logger
-	m   *metrics
+	log    *slog.Logger
+	m      *metrics
+	ids    *streamIDs
+	closed func(id int64)
 
 	mu    sync.Mutex
 	nodes map[int64]string // stream id → node id
 }
 
-func newCallbacks(log *slog.Logger, m *metrics) *callbacks {
-	return &callbacks{log: log, m: m, nodes: map[int64]string{}}
+func newCallbacks(log *slog.Logger, m *metrics, ids *streamIDs, closed func(int64)) *callbacks {
+	return &callbacks{log: log, m: m, ids: ids, closed: closed, nodes: map[int64]string{}}
 }
 
 var errSotwStream = errors.New("state-of-the-world xDS is not served: use DeltaAggregatedResources")
@@ -100,10 +102,12 @@ func (c *callbacks) OnDeltaStreamClosed(id int64, node *core.Node) {
 	c.mu.Lock()
 	delete(c.nodes, id)
 	c.mu.Unlock()
+	c.closed(id)
 	c.log.Debug("xds stream closed", "stream", id, "node", node.GetId())
 }
 
 func (c *callbacks) OnStreamDeltaRequest(id int64, req *discovery.DeltaDiscoveryRequest) error {
+	c.ids.put(id, req)
 	c.mu.Lock()
 	if req.GetNode() != nil {
 		c.nodes[id] = req.GetNode().GetId()

@@ -107,17 +107,24 @@ func New(opts Options) (*Server, error) {
 		ClassifyDelta: func(r *cache.DeltaRequest) string { return r.GetTypeUrl() },
 		Caches:        map[string]cache.Cache{},
 	}
+	ids := newStreamIDs()
 	for _, t := range resource.AllTypes() {
-		c := newTypeCache(t, m.deferredSends.Inc)
+		c := newTypeCache(t, m.deferredSends.Inc, ids)
 		s.caches[t] = c
 		mux.Caches[t] = c
+	}
+	closed := func(id int64) {
+		ids.drop(id)
+		for _, c := range s.caches {
+			c.forget(id)
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	// Legacy wildcard (an empty first request means "everything") is off:
 	// a sidecar subscribes to "*" explicitly, and an on-demand type must
 	// never turn into "all endpoints" by accident.
-	s.xds = serverv3.NewServer(ctx, mux, newCallbacks(log, m), serverconfig.DeactivateLegacyWildcard())
+	s.xds = serverv3.NewServer(ctx, mux, newCallbacks(log, m, ids, closed), serverconfig.DeactivateLegacyWildcard())
 	return s, nil
 }
 

@@ -21,6 +21,8 @@ import (
 // right after cancel without a send on a closed channel.
 type watch struct {
 	id     uint64
+	stream int64 // go-control-plane's stream id; 0 when unknown
+	base   bool  // the stream's version map was complete when the watch was made
 	req    *cache.DeltaRequest
 	sub    cache.Subscription
 	appIDs map[string]struct{} // nil: the node sees every resource
@@ -55,6 +57,9 @@ func (w *watch) deliver(resp cache.DeltaResponse) (deferred bool) {
 		select {
 		case w.out <- resp:
 		case <-w.done:
+			if r, ok := resp.(*response); ok {
+				r.dropped()
+			}
 		}
 	}()
 	return true
@@ -104,10 +109,13 @@ type response struct {
 	removed   []string
 	version   string
 
-	mu      *sync.Mutex       // the typeCache's lock, guarding known
-	known   map[string]string // the stream's version map for this type
-	delta   versionDelta
-	applied bool // guarded by mu
+	cache      *typeCache        // its lock guards known and what follows
+	known      map[string]string // the stream's version map for this type
+	delta      versionDelta
+	applied    bool
+	stream     int64  // 0: not accounted (see typeCache.account)
+	at         uint64 // cache version it was computed at
+	consistent bool   // once applied, known holds every change up to at
 }
 
 var _ cache.DeltaResponse = (*response)(nil)
@@ -127,21 +135,45 @@ func (r *response) GetResponseVersion() string                        { return r
 func (r *response) GetContext() context.Context                       { return context.Background() }
 
 // GetNextVersionMap applies the response's changes to the stream's version
-// map (once) and returns it.
+// map (once), updates what the cache knows of the stream, and returns the
+// map.
 func (r *response) GetNextVersionMap() map[string]string {
-	if r.mu == nil { // a response built without a cache (tests)
+	if r.cache == nil { // a response built without a cache (tests)
 		return r.known
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	c := r.cache
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if r.known == nil {
 		r.known = map[string]string{}
 	}
 	if !r.applied {
 		r.applied = true
 		r.delta.apply(r.known)
+		if st := c.streams[r.stream]; r.stream != 0 && st != nil {
+			st.pending--
+			st.consistent = r.consistent
+			st.at = r.at
+		}
 	}
 	return r.known
+}
+
+// dropped records that a response will never be taken (its watch was
+// cancelled while a deferred send waited): the stream's version map is
+// unchanged, but no longer known to be complete.
+func (r *response) dropped() {
+	if r.cache == nil {
+		return
+	}
+	c := r.cache
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st := c.streams[r.stream]; r.stream != 0 && st != nil && !r.applied {
+		r.applied = true
+		st.pending--
+		st.consistent = false
+	}
 }
 
 // GetReturnedResources is GetNextVersionMap.
