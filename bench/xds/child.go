@@ -134,7 +134,7 @@ type child struct {
 	mu    sync.Mutex
 }
 
-func startChild(mode, dir, modelName string, sharedWriteBuffer bool) (*child, error) {
+func startChild(mode, dir, modelName string, sharedWriteBuffer bool, env []string) (*child, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find own executable: %w", err)
@@ -142,6 +142,7 @@ func startChild(mode, dir, modelName string, sharedWriteBuffer bool) (*child, er
 	cmd := exec.Command(exe, "-serve", mode, "-dir", dir, "-model", modelName,
 		fmt.Sprintf("-shared-write-buffer=%v", sharedWriteBuffer))
 	cmd.Stderr = os.Stderr
+	cmd.Env = append(os.Environ(), env...)
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err

@@ -49,6 +49,7 @@ func run() error {
 	batch := flag.Int("batch", 250, "subscribers connected at a time")
 	profileDir := flag.String("profile-dir", "", "write the control plane's CPU profile (changes only) and heap profile per run here")
 	sharedWriteBuf := flag.Bool("shared-write-buffer", false, "run the control plane's gRPC server with grpc.SharedWriteBuffer(true) (default: as shipped)")
+	cpEnv := flag.String("cp-env", "", "extra environment of the control-plane process, comma-separated KEY=VALUE (e.g. GOMEMLIMIT=400MiB)")
 	flag.Parse()
 
 	if *serve != "" {
@@ -63,6 +64,15 @@ func run() error {
 		smallEndpoints: *small, components: *components, reps: *reps, client: *clientKind,
 		model: model, modelName: *modelName, timeout: *timeout, settle: *settle, batch: *batch,
 		profileDir: *profileDir, sharedWriteBuf: *sharedWriteBuf,
+	}
+	for _, kv := range strings.Split(*cpEnv, ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return fmt.Errorf("-cp-env: %q is not KEY=VALUE", kv)
+		}
+		cfg.cpEnv = append(cfg.cpEnv, kv)
 	}
 	for _, s := range strings.Split(*ns, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))

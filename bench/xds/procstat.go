@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat;
@@ -36,6 +37,29 @@ func procCPU(pid string) (float64, error) {
 		return 0, fmt.Errorf("/proc/%s/stat: bad utime/stime %q %q", pid, f[11], f[12])
 	}
 	return (utime + stime) / clockTicks, nil
+}
+
+// waitIdle waits until process pid used at most one clock tick in each of
+// three consecutive 50 ms intervals (it went idle), or max passed.
+func waitIdle(pid string, max time.Duration) {
+	deadline := time.Now().Add(max)
+	prev, err := procCPU(pid)
+	if err != nil {
+		return
+	}
+	for calm := 0; calm < 3 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		cur, err := procCPU(pid)
+		if err != nil {
+			return
+		}
+		if cur-prev <= 1.5/clockTicks {
+			calm++
+		} else {
+			calm = 0
+		}
+		prev = cur
+	}
 }
 
 // procMem returns the resident set size now and its peak (VmRSS, VmHWM) in

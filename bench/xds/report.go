@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -76,6 +77,9 @@ func (r *report) write(w io.Writer) {
 	}
 	if c.sharedWriteBuf {
 		fmt.Fprintf(w, "Control plane run with grpc.SharedWriteBuffer(true) (not the shipped default).\n\n")
+	}
+	if len(c.cpEnv) > 0 {
+		fmt.Fprintf(w, "Control-plane process environment: %s.\n\n", strings.Join(c.cpEnv, " "))
 	}
 	fmt.Fprintf(w, "Fleet: %d services (app-00 with %d instances, the others %d each), %d components; delta subscribers are %s; endpoints layout: %s; %d repetitions of each change.\n\n",
 		c.services, c.endpoints, c.smallEndpoints, c.components, client, c.model.Name(), c.reps)

@@ -36,7 +36,8 @@ type config struct {
 	settle         time.Duration
 	batch          int
 	profileDir     string
-	sharedWriteBuf bool // the control plane's gRPC server releases write buffers after each flush
+	sharedWriteBuf bool     // the control plane's gRPC server releases write buffers after each flush
+	cpEnv          []string // extra environment of the control-plane process
 }
 
 // Scenario names, in report order.
@@ -61,7 +62,7 @@ type scenarioResult struct {
 type runResult struct {
 	n          int
 	mode       string
-	connect    time.Duration // until every subscriber had every type and traffic stopped
+	connect    time.Duration // until every subscriber had every type, traffic stopped and the control plane idled
 	connectCPU float64       // control-plane CPU seconds for that
 	rssSynced  float64       // control-plane RSS once every subscriber synced, MiB
 	rssEnd     float64
@@ -125,7 +126,7 @@ func runOne(cfg config, n int, mode string) (*runResult, error) {
 			return nil, err
 		}
 	}
-	cp, err := startChild(mode, dir, cfg.modelName, cfg.sharedWriteBuf)
+	cp, err := startChild(mode, dir, cfg.modelName, cfg.sharedWriteBuf, cfg.cpEnv)
 	if err != nil {
 		return nil, err
 	}
@@ -171,8 +172,12 @@ func runOne(cfg config, n int, mode string) (*runResult, error) {
 			return nil, err
 		}
 	}
+	synced := time.Since(t0)
 	f.waitQuiet(300*time.Millisecond, 30*time.Second)
+	waitIdle(pid, 60*time.Second)
 	res.connect = time.Since(t0)
+	logf("N=%d %s: synced after %v, traffic stopped and control plane idle after %v",
+		n, mode, synced.Round(time.Millisecond), res.connect.Round(time.Millisecond))
 	cpu1, _ := procCPU(pid)
 	res.connectCPU = cpu1 - cpu0
 	res.rssSynced, _, _ = procMem(pid)
@@ -319,7 +324,10 @@ func (m *measurer) change(sr *scenarioResult, p probe, trigger func() error) err
 	case <-time.After(m.cfg.timeout):
 	}
 	m.f.cur.Store(nil)
+	// Traffic stops before the control plane has handled the last ACKs:
+	// wait for both, so that no work spills into the next change.
 	m.f.waitQuiet(m.cfg.settle, 10*time.Second)
+	waitIdle(m.pid, 30*time.Second)
 	b1 := m.f.bytes.n.Load()
 	c1, err := procCPU(m.pid)
 	if err != nil {
