@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -142,5 +144,28 @@ func TestRegistrarOptionsValidation(t *testing.T) {
 		if _, err := NewRegistrar(nil, o); err == nil {
 			t.Errorf("NewRegistrar(%+v) succeeded", o)
 		}
+	}
+}
+
+// Unknown app ids are answered as not found well under 100ms, every time:
+// 200 lookups of distinct app ids on one connection.
+func TestNotFoundLatency(t *testing.T) {
+	p := startPlane(t, "")
+	c := newClient(t, p.addr, newRecorder(), nil)
+	waitReady(t, c)
+	var lat []time.Duration
+	for i := range 200 {
+		start := time.Now()
+		_, found, err := c.Endpoints(context.Background(), fmt.Sprintf("ghost-%d", i))
+		if err != nil || found {
+			t.Fatalf("Endpoints(ghost-%d) = %v %v", i, found, err)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	slices.Sort(lat)
+	p50, p99, worst := lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1]
+	t.Logf("not-found latency over %d app ids: p50 %v, p99 %v, max %v", len(lat), p50, p99, worst)
+	if p99 > 100*time.Millisecond {
+		t.Errorf("not-found p99 %v, want < 100ms", p99)
 	}
 }
