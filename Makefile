@@ -46,7 +46,7 @@ test: verify build
 	scripts/test.sh
 
 bench: build
-	go run ./bench/cmd/bench
+	go run ./bench/compare -outrig bin/outrig
 
 clean:
 	rm -rf bin

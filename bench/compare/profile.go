@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// profileSidecar records the CPU profile of one contender's sidecar with
+// perf while refCallers callers make GetState 100 B calls, and prints the
+// top frames by self time and by inclusive time. The sidecar binaries have
+// no pprof endpoint; perf samples the running process as it is.
+func profileSidecar(ctx context.Context, cfg config, e *env) error {
+	c := e.cs[cfg.profile]
+	if c == nil || c.sidecar == nil {
+		return fmt.Errorf("-profile %s: no such sidecar in this run", cfg.profile)
+	}
+	perf, err := exec.LookPath("perf")
+	if err != nil {
+		return fmt.Errorf("-profile needs perf (apt-get install linux-perf): %w", err)
+	}
+	op := operations[0] // GetState 100 B
+	fn, err := prepare(ctx, c, op)
+	if err != nil {
+		return err
+	}
+	data := filepath.Join(e.dir, "perf-"+cfg.profile+".data")
+	secs := strconv.FormatFloat(cfg.profileDur.Seconds(), 'f', 1, 64)
+	rec := exec.CommandContext(ctx, perf, "record", "-F", "1999", "-g", "-p", strconv.Itoa(c.sidecar.pid()), "-o", data, "--", "sleep", secs)
+	rec.Stderr = os.Stderr
+	if err := rec.Start(); err != nil {
+		return fmt.Errorf("perf record: %w", err)
+	}
+	progress("profiling %s for %ss under %s with %d callers", c.name, secs, op.name, refCallers)
+	load, lerr := concurrent(ctx, fn, refCallers, 200*time.Millisecond, cfg.profileDur, []int{c.sidecar.pid()}, c.sidecar.pid())
+	if err := rec.Wait(); err != nil {
+		return fmt.Errorf("perf record: %w", err)
+	}
+	if lerr != nil {
+		return lerr
+	}
+	fmt.Printf("\n### CPU profile of %s under %s, %d callers (%.0f calls/s, %.1f µs sidecar CPU per call)\n\n",
+		c.name, op.name, refCallers, load.opsPerSec(), load.cpu/float64(max(load.calls, 1))*1e6)
+	for _, view := range []struct{ title, children string }{
+		{"self time (top frames)", "--no-children"},
+		{"inclusive time (frame and its callees)", "--children"},
+	} {
+		out, err := exec.CommandContext(ctx, perf, "report", "-i", data, "--stdio", view.children,
+			"--sort", "symbol", "-g", "none", "--percent-limit", "1.5").Output()
+		if err != nil {
+			return fmt.Errorf("perf report: %w", err)
+		}
+		fmt.Printf("%s:\n\n```\n", view.title)
+		n := 0
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.HasPrefix(l, "#") || strings.TrimSpace(l) == "" {
+				continue
+			}
+			fmt.Println(l)
+			if n++; n == 40 {
+				break
+			}
+		}
+		fmt.Print("```\n\n")
+	}
+	return nil
+}

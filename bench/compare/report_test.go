@@ -1,0 +1,71 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestReplaceSectionKeepsTheRestOfTheFile(t *testing.T) {
+	orig := "# Benchmarks\n\n## Governance chain\n\nfigures\n"
+	first, err := replaceSection([]byte(orig), "## Sidecar vs direct access vs Dapr\n\nrun 1\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := orig + "\n" + docBegin + "\n## Sidecar vs direct access vs Dapr\n\nrun 1\n" + docEnd + "\n"
+	if string(first) != want {
+		t.Fatalf("appended section:\n%s\nwant:\n%s", first, want)
+	}
+	// Hand-written notes after the end marker and sections after it survive a rerun.
+	edited := string(first) + "\n### Profile notes\n\nkept\n\n## Later section\n\nalso kept\n"
+	second, err := replaceSection([]byte(edited), "## Sidecar vs direct access vs Dapr\n\nrun 2\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(second)
+	if strings.Contains(got, "run 1") || !strings.Contains(got, "run 2") {
+		t.Fatalf("generated part not replaced:\n%s", got)
+	}
+	for _, keep := range []string{"## Governance chain\n\nfigures\n", "### Profile notes\n\nkept\n", "## Later section\n\nalso kept\n"} {
+		if !strings.Contains(got, keep) {
+			t.Fatalf("lost %q:\n%s", keep, got)
+		}
+	}
+	if strings.Count(got, docBegin) != 1 || strings.Count(got, docEnd) != 1 {
+		t.Fatalf("markers duplicated:\n%s", got)
+	}
+}
+
+func TestReplaceSectionRejectsABrokenMarkerPair(t *testing.T) {
+	if _, err := replaceSection([]byte("x\n"+docEnd+"\n"), "new"); err == nil {
+		t.Fatal("an end marker without a begin marker was accepted")
+	}
+}
+
+func TestMedian(t *testing.T) {
+	for _, c := range []struct {
+		in   []float64
+		want float64
+	}{{nil, 0}, {[]float64{3}, 3}, {[]float64{9, 1, 5}, 5}, {[]float64{4, 1, 3, 2}, 2.5}} {
+		if got := median(c.in); got != c.want {
+			t.Errorf("median(%v) = %v, want %v", c.in, got, c.want)
+		}
+	}
+}
+
+func TestPayloadIsJSONOfTheExactSize(t *testing.T) {
+	for _, n := range []int{100, 4096} {
+		p := payload(n)
+		if len(p) != n || !strings.HasPrefix(string(p), `{"d":"x`) || !strings.HasSuffix(string(p), `x"}`) {
+			t.Fatalf("payload(%d) = %d bytes %.10q…", n, len(p), p)
+		}
+	}
+}
+
+func TestRelImg(t *testing.T) {
+	if got := relImg("docs/benchmarks.md", "docs/img/compare.png"); got != "img/compare.png" {
+		t.Fatalf("relImg = %q", got)
+	}
+	if got := relImg("README.md", "docs/img/compare.png"); got != "docs/img/compare.png" {
+		t.Fatalf("relImg = %q", got)
+	}
+}
