@@ -33,7 +33,7 @@ final class GrpcTransport implements Transport {
    */
   private static final java.util.logging.Logger NETTY_BOOTSTRAP_LOG =
       java.util.logging.Logger.getLogger(
-          "io.grpc.netty.shaded.io.netty.bootstrap.AbstractBootstrap");
+          "io.grpc.netty.shaded.io.netty.bootstrap.Bootstrap");
 
   private final ManagedChannel managed;
   private final Channel channel;
