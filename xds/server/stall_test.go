@@ -21,12 +21,20 @@ import (
 // receives each round of changes, of every type, on time.
 func TestStalledStreamBlocksNoWriterNorOtherClient(t *testing.T) {
 	env := startServer(t)
-	big := strings.Repeat("x", 256<<10) // far beyond a stream's flow-control window
+	// Round 0's components are 1 MiB (far beyond a stream's flow-control
+	// window): the stalled stream wedges sending them. Later rounds are
+	// small, so that the healthy client's delivery times measure waiting,
+	// not bandwidth.
+	big := strings.Repeat("x", 256<<10)
 	bigComps := func(gen int) map[string]proto.Message {
 		out := map[string]proto.Message{}
 		for i := range 4 {
+			blob := "small"
+			if gen == 0 {
+				blob = big
+			}
 			c := &configv1.Component{Name: fmt.Sprintf("c%d", i), Type: "state.memory",
-				Metadata: []*configv1.MetadataItem{{Name: "blob", Value: big}, {Name: "gen", Value: fmt.Sprint(gen)}}}
+				Metadata: []*configv1.MetadataItem{{Name: "blob", Value: blob}, {Name: "gen", Value: fmt.Sprint(gen)}}}
 			out[c.Name] = c
 		}
 		return out
