@@ -32,7 +32,10 @@ public class OutrigException extends RuntimeException {
   private static final long serialVersionUID = 1L;
 
   private final transient Status.Code code;
+  /** The SDK call that failed, or null. */
   private final String operation;
+
+  /** The message as the sidecar sent it. */
   private final String serverMessage;
   private final transient Duration retryAfter;
 
