@@ -12,4 +12,5 @@ fi
 export OUTRIG_REQUIRE_BACKENDS=1
 
 go test -race -count=1 -timeout 25m ./... ./api/... ./sdk-go/...
+sdk-java/run-tests.sh
 echo "make test: $(( $(date +%s) - start ))s"
