@@ -59,6 +59,7 @@ type config struct {
 	profile    string
 	profileDur time.Duration
 	command    string
+	commit     string
 }
 
 func run() error {
@@ -79,13 +80,14 @@ func run() error {
 	jsonOut := flag.String("json", "", "also write every sample as JSON here")
 	profile := flag.String("profile", "", "after the run, profile this contender's sidecar (tcp, uds, shm, daprd) under GetState 100 B load with perf")
 	profileDur := flag.Duration("profile-time", 10*time.Second, "length of the -profile recording")
+	commit := flag.String("commit", "", "the code measured, as printed in the report; empty: git describe --always --dirty of the repository")
 	flag.Parse()
 	set := map[string]bool{}
 	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
 	cfg := config{redis: *redis, outrigBin: *outrigBin, daprdBin: *daprdBin, rounds: *rounds, calls: *calls,
 		warm: *warm, loadTime: *loadTime, loadWarm: *loadWarm, quick: *quick, doc: *doc, png: *png,
-		jsonOut: *jsonOut, profile: *profile, profileDur: *profileDur,
+		jsonOut: *jsonOut, profile: *profile, commit: *commit, profileDur: *profileDur,
 		command: "go run ./bench/compare " + strings.Join(os.Args[1:], " ")}
 	if *quick {
 		if !set["rounds"] {
@@ -160,14 +162,14 @@ func run() error {
 		}
 	}
 	if cfg.png != "" {
-		p := filepath.Join(cfg.root, cfg.png)
+		p := inRoot(cfg.root, cfg.png)
 		if err := writePlot(p, rep); err != nil {
 			return err
 		}
 		progress("wrote %s", p)
 	}
 	if cfg.doc != "" {
-		p := filepath.Join(cfg.root, cfg.doc)
+		p := inRoot(cfg.root, cfg.doc)
 		if err := updateDoc(p, md); err != nil {
 			return err
 		}
@@ -301,6 +303,14 @@ func pickContenders(list string) (map[string]bool, error) {
 		m[k] = true
 	}
 	return m, nil
+}
+
+// inRoot resolves a relative path against the repository root.
+func inRoot(root, p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(root, p)
 }
 
 // repoRoot is the nearest directory upwards holding go.work.

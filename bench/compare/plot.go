@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"unicode"
 )
 
@@ -32,21 +33,22 @@ func lighter(col color.RGBA) color.RGBA {
 }
 
 // writePlot draws two rows of bar panels, one panel per operation:
-// sequential latency (p50 solid, p99 light behind it) and throughput at
-// refCallers callers, one bar per contender; written as a PNG.
+// sequential latency on a log scale (p50 solid, p99 light behind it) and
+// throughput at refCallers callers, one bar per contender; written as a PNG.
 func writePlot(path string, r *report) error {
-	const pw, ph, left, top = 270, 300, 80, 110
-	w := left + len(r.ops)*pw + 20
-	h := top + 2*ph + 120
+	const pw, ph, left, top = 270, 290, 70, 130
+	w := max(left+len(r.ops)*pw+20, 900)
+	h := top + 2*ph
 	c := &canvas{img: image.NewRGBA(image.Rect(0, 0, w, h))}
 	c.fill(0, 0, w, h, white)
-	c.text(20, 12, fmt.Sprintf("SIDECAR VS DIRECT ACCESS VS DAPR  %s  %s  %d VCPU  LOAD %s",
-		r.meta.Start.UTC().Format("2006-01-02"), r.meta.Machine, r.meta.CPUs, r.meta.LoadStart), 2, black)
-	c.text(20, 40, fmt.Sprintf("TOP: SEQUENTIAL LATENCY IN US, P50 SOLID, P99 LIGHT. BOTTOM: CALLS/S WITH %d CALLERS. MEDIANS OF %d ROUND(S).", refCallers, r.cfg.rounds), 1, black)
+	c.text(20, 12, "SIDECAR VS DIRECT ACCESS VS DAPR", 2, black)
+	c.text(20, 36, fmt.Sprintf("%s  %s  %d VCPU  LOAD AT START %s, AT END %s  MEDIANS OF %d ROUND(S)",
+		r.meta.Start.UTC().Format("2006-01-02 15:04 UTC"), r.meta.Machine, r.meta.CPUs, r.meta.LoadStart, r.meta.LoadEnd, r.cfg.rounds), 1, black)
+	c.text(20, 52, fmt.Sprintf("TOP: SEQUENTIAL LATENCY IN US (LOG SCALE), P50 SOLID, P99 LIGHT. BOTTOM: CALLS/S WITH %d CONCURRENT CALLERS.", refCallers), 1, black)
 	x := 20
 	for _, k := range r.cons {
-		c.fill(x, 62, x+14, 76, contenderColor[k])
-		c.text(x+20, 66, contenderNames[k], 1, black)
+		c.fill(x, 72, x+14, 86, contenderColor[k])
+		c.text(x+20, 76, contenderNames[k], 1, black)
 		x += 40 + textWidth(contenderNames[k], 1)
 	}
 	for i, op := range r.ops {
@@ -60,8 +62,8 @@ func writePlot(path string, r *report) error {
 			}
 			p50, p99, tput = append(p50, a.P50), append(p99, a.P99), append(tput, a.Ops[refCallers])
 		}
-		c.bars(x0, top, x0+pw-50, top+ph-60, op.name+" US", r.cons, p99, p50)
-		c.bars(x0, top+ph, x0+pw-50, top+2*ph-60, fmt.Sprintf("%s CALLS/S @%d", op.name, refCallers), r.cons, tput, nil)
+		c.latencyBars(x0, top, x0+pw-50, top+ph-60, op.name+" US", r.cons, p50, p99)
+		c.bars(x0, top+ph, x0+pw-50, top+2*ph-60, fmt.Sprintf("%s CALLS/S @%d", op.name, refCallers), r.cons, tput)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
@@ -77,47 +79,77 @@ func writePlot(path string, r *report) error {
 	return f.Close()
 }
 
-// bars draws one panel in (x0,y0)-(x1,y1): for each contender a bar of
-// back (light) and, if given, front (solid, narrower) on a linear axis from
-// 0, with the front (or back) value written above it.
-func (c *canvas) bars(x0, y0, x1, y1 int, title string, keys []string, back, front []float64) {
+// latencyBars draws one panel in (x0,y0)-(x1,y1) on a log axis: per
+// contender a light p99 bar with a narrower solid p50 bar in front, each
+// value written above its bar.
+func (c *canvas) latencyBars(x0, y0, x1, y1 int, title string, keys []string, p50, p99 []float64) {
+	c.text(x0, y0-22, title, 1, black)
+	lo, hi := math.Inf(1), 0.0
+	for i := range keys {
+		if p50[i] > 0 {
+			lo, hi = math.Min(lo, p50[i]), math.Max(hi, math.Max(p50[i], p99[i]))
+		}
+	}
+	if hi == 0 {
+		lo, hi = 1, 10
+	}
+	elo, ehi := math.Floor(math.Log10(lo)), math.Ceil(math.Log10(hi))
+	if ehi == elo {
+		ehi++
+	}
+	py := func(v float64) int {
+		if v <= 0 {
+			return y1
+		}
+		return y1 - int((math.Log10(v)-elo)/(ehi-elo)*float64(y1-y0))
+	}
+	for e := elo; e <= ehi; e++ {
+		v := math.Pow(10, e)
+		y := py(v)
+		c.fill(x0, y, x1, y+1, grid)
+		l := shortNum(v)
+		c.text(x0-6-textWidth(l, 1), y-3, l, 1, black)
+	}
+	slot := (x1 - x0) / len(keys)
+	for i, k := range keys {
+		bx, bw := x0+i*slot+slot/8, slot*3/4
+		col := contenderColor[k]
+		c.fill(bx, py(p99[i]), bx+bw, y1, lighter(col))
+		c.fill(bx+bw/5, py(p50[i]), bx+bw-bw/5, y1, col)
+		l99, l50 := shortNum(p99[i]), shortNum(p50[i])
+		c.text(bx+bw/2-textWidth(l99, 1)/2, py(p99[i])-10, l99, 1, black)
+		c.text(bx+bw/2-textWidth(l50, 1)/2, py(p50[i])-10, l50, 1, black)
+	}
+	c.fill(x0, y0, x0+1, y1+1, black)
+	c.fill(x0, y1, x1, y1+1, black)
+}
+
+// bars draws one panel in (x0,y0)-(x1,y1): a bar per contender on a
+// linear axis from 0, its value written above it.
+func (c *canvas) bars(x0, y0, x1, y1 int, title string, keys []string, v []float64) {
 	c.text(x0, y0-22, title, 1, black)
 	hi := 0.0
-	for _, v := range back {
-		hi = math.Max(hi, v)
-	}
-	for _, v := range front {
-		hi = math.Max(hi, v)
+	for _, x := range v {
+		hi = math.Max(hi, x)
 	}
 	step := niceStep(hi / 4)
 	top := step * math.Ceil(hi/step)
 	if top == 0 {
 		top = 1
 	}
-	py := func(v float64) int { return y1 - int(v/top*float64(y1-y0)) }
-	for v := 0.0; v <= top*1.001; v += step {
-		y := py(v)
+	py := func(x float64) int { return y1 - int(x/top*float64(y1-y0)) }
+	for t := 0.0; t <= top*1.001; t += step {
+		y := py(t)
 		c.fill(x0, y, x1, y+1, grid)
-		l := shortNum(v)
+		l := shortNum(t)
 		c.text(x0-6-textWidth(l, 1), y-3, l, 1, black)
 	}
-	n := len(keys)
-	slot := (x1 - x0) / n
+	slot := (x1 - x0) / len(keys)
 	for i, k := range keys {
-		bx := x0 + i*slot + slot/6
-		bw := slot * 2 / 3
-		col := contenderColor[k]
-		label := back[i]
-		if front != nil {
-			c.fill(bx, py(back[i]), bx+bw, y1, lighter(col))
-			c.fill(bx+bw/6, py(front[i]), bx+bw-bw/6, y1, col)
-			label = front[i]
-		} else {
-			c.fill(bx, py(back[i]), bx+bw, y1, col)
-		}
-		l := shortNum(label)
-		ly := py(back[i]) - 10
-		c.text(bx+bw/2-textWidth(l, 1)/2, ly, l, 1, black)
+		bx, bw := x0+i*slot+slot/8, slot*3/4
+		c.fill(bx, py(v[i]), bx+bw, y1, contenderColor[k])
+		l := shortNum(v[i])
+		c.text(bx+bw/2-textWidth(l, 1)/2, py(v[i])-10, l, 1, black)
 	}
 	c.fill(x0, y0, x0+1, y1+1, black)
 	c.fill(x0, y1, x1, y1+1, black)
@@ -144,7 +176,7 @@ func shortNum(v float64) string {
 	case v >= 1e4:
 		return fmt.Sprintf("%.0fK", v/1e3)
 	case v >= 1e3:
-		return fmt.Sprintf("%.1fK", v/1e3)
+		return strings.TrimSuffix(fmt.Sprintf("%.1f", v/1e3), ".0") + "K"
 	}
 	return fmt.Sprintf("%.0f", v)
 }
