@@ -322,20 +322,6 @@ func (r *Registry) Endpoints(appID string) []*configv1.Endpoint {
 	return out
 }
 
-// Each calls f with every lease's Endpoint (shared: do not modify), under
-// the registry's lock: f must be quick and must not call the registry. A
-// replicated control plane uses it to write its leases again after its
-// store session was lost.
-func (r *Registry) Each(f func(*configv1.Endpoint)) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, instances := range r.apps {
-		for _, l := range instances {
-			f(l.endpoint)
-		}
-	}
-}
-
 // Len returns the number of leases held.
 func (r *Registry) Len() int {
 	r.mu.Lock()
