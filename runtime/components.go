@@ -102,7 +102,10 @@ func properties(c *configv1.Component, appID, cpAddr string, kind components.Kin
 		}
 	}
 	if c.GetType() == BrokerType && props["brokerAddress"] == "" {
-		props["brokerAddress"] = cpAddr
+		// With replicas (a,b,...) every sidecar given the same list uses the
+		// first one's broker; each replica's broker is its own memory.
+		first, _, _ := strings.Cut(cpAddr, ",")
+		props["brokerAddress"] = strings.TrimSpace(first)
 	}
 	return props, nil
 }

@@ -15,7 +15,7 @@ func runSidecar(ctx context.Context, args []string, _ io.Writer, stderr io.Write
 	var o sidecar.Options
 	appIDs := fs.String("app-id", "", "app id served (comma-separated list with --mode host); required")
 	mode := fs.String("mode", "pod", "pod (one app per sidecar) or host (several apps; each SDK connection names its app)")
-	fs.StringVar(&o.ControlPlane, "control-plane", "", "control plane address host:port; empty starts one in-process on --resources")
+	fs.StringVar(&o.ControlPlane, "control-plane", "", "control plane address host:port, or replicas host:port,host:port (failover in order); empty starts one in-process on --resources")
 	fs.StringVar(&o.Resources, "resources", "", "folder of component/subscription/policy YAML for the in-process control plane")
 	fs.StringVar(&o.Listen, "listen", sidecar.DefaultListen, "app API address: unix:///path (mode 0600) or host:port")
 	fs.StringVar(&o.ShmSocket, "shm-listen", "auto", "Unix socket of the shared-memory transport: auto (the --listen socket + .shm), a path, or empty (off)")
