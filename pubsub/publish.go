@@ -116,9 +116,8 @@ func (p *PubSub) Publish(ctx context.Context, m Message) error {
 	if err != nil {
 		return err
 	}
-	err = p.impl.Publish(ctx, &cpubsub.PublishRequest{
-		Data: data, PubsubName: p.name, Topic: m.Topic, Metadata: componentMetadata(m.Metadata), ContentType: &ct,
-	})
+	req := &cpubsub.PublishRequest{Data: data, PubsubName: p.name, Topic: m.Topic, Metadata: componentMetadata(m.Metadata), ContentType: &ct}
+	_, err = withinDeadline(ctx, "publish", func(ctx context.Context) (struct{}, error) { return struct{}{}, p.impl.Publish(ctx, req) })
 	return p.wrap("publish", m.Topic, err)
 }
 
@@ -158,7 +157,10 @@ func (p *PubSub) BulkPublish(ctx context.Context, topic string, entries []BulkEn
 	}
 	failed := map[string]error{}
 	if bp, ok := p.impl.(cpubsub.BulkPublisher); ok {
-		resp, err := bp.BulkPublish(ctx, &cpubsub.BulkPublishRequest{Entries: msgs, PubsubName: p.name, Topic: topic, Metadata: componentMetadata(md)})
+		req := &cpubsub.BulkPublishRequest{Entries: msgs, PubsubName: p.name, Topic: topic, Metadata: componentMetadata(md)}
+		resp, err := withinDeadline(ctx, "bulk publish", func(ctx context.Context) (cpubsub.BulkPublishResponse, error) {
+			return bp.BulkPublish(ctx, req)
+		})
 		for _, f := range resp.FailedEntries {
 			failed[f.EntryId] = p.wrap("bulk publish", topic, f.Error)
 		}
@@ -169,7 +171,8 @@ func (p *PubSub) BulkPublish(ctx context.Context, topic string, entries []BulkEn
 	}
 	for _, m := range msgs {
 		ct := m.ContentType
-		err := p.impl.Publish(ctx, &cpubsub.PublishRequest{Data: m.Event, PubsubName: p.name, Topic: topic, Metadata: mergeMD(componentMetadata(md), m.Metadata), ContentType: &ct})
+		req := &cpubsub.PublishRequest{Data: m.Event, PubsubName: p.name, Topic: topic, Metadata: mergeMD(componentMetadata(md), m.Metadata), ContentType: &ct}
+		_, err := withinDeadline(ctx, "publish", func(ctx context.Context) (struct{}, error) { return struct{}{}, p.impl.Publish(ctx, req) })
 		if err != nil {
 			failed[m.EntryId] = p.wrap("publish", topic, err)
 		}
