@@ -51,6 +51,9 @@ type env struct {
 	cs        map[string]*contender
 	daprdBin  string
 	outrigBin string
+	// sidecarEnv is added to the environment of every sidecar (Outrig's
+	// and daprd), e.g. GOMAXPROCS=1.
+	sidecarEnv []string
 }
 
 // components is the Dapr-format component YAML read by both Outrig's
@@ -102,7 +105,7 @@ spec:
 
 // setup starts everything and returns the contenders requested.
 func setup(ctx context.Context, cfg config) (e *env, err error) {
-	e = &env{root: cfg.root, redis: cfg.redis, cs: map[string]*contender{}}
+	e = &env{root: cfg.root, redis: cfg.redis, cs: map[string]*contender{}, sidecarEnv: cfg.sidecarEnv}
 	defer func() {
 		if err != nil {
 			e.teardown()
@@ -165,7 +168,7 @@ func (e *env) startOutrig(ctx context.Context, res string, want func(string) boo
 		return err
 	}
 	cpAddr := "127.0.0.1:" + strconv.Itoa(ports[0])
-	cp, err := e.start("control-plane", e.outrigBin, "control-plane", "--resources", res,
+	cp, err := e.start("control-plane", nil, e.outrigBin, "control-plane", "--resources", res,
 		"--listen", cpAddr, "--admin-listen", "127.0.0.1:"+strconv.Itoa(ports[1]), "--log-level", "warn")
 	if err != nil {
 		return err
@@ -178,7 +181,7 @@ func (e *env) startOutrig(ctx context.Context, res string, want func(string) boo
 		if err != nil {
 			return nil, err
 		}
-		p, err := e.start("sidecar-"+name, e.outrigBin, "sidecar", "--app-id", appID, "--control-plane", cpAddr,
+		p, err := e.start("sidecar-"+name, e.sidecarEnv, e.outrigBin, "sidecar", "--app-id", appID, "--control-plane", cpAddr,
 			"--listen", listen, "--shm-listen", shm, "--internal-listen", "127.0.0.1:0",
 			"--admin-listen", "127.0.0.1:"+strconv.Itoa(admin), "--state-file", filepath.Join(e.dir, name+".state.json"),
 			"--instance-id", "compare-"+name, "--log-level", "warn")
@@ -255,7 +258,7 @@ func (e *env) startDapr(ctx context.Context, res string) error {
 			"--metrics-port", strconv.Itoa(p[2]), "--dapr-internal-grpc-port", strconv.Itoa(p[3]),
 			"--dapr-public-port", strconv.Itoa(p[4]), "--profile-port", strconv.Itoa(p[5]),
 			"--log-level", "warn"}
-		pr, err := e.start(name, e.daprdBin, append(args, extra...)...)
+		pr, err := e.start(name, e.sidecarEnv, e.daprdBin, append(args, extra...)...)
 		if err != nil {
 			return nil, err
 		}
@@ -278,8 +281,8 @@ func (e *env) startDapr(ctx context.Context, res string) error {
 	return nil
 }
 
-func (e *env) start(name, bin string, args ...string) (*proc, error) {
-	p, err := startProc(name, filepath.Join(e.dir, name+".log"), bin, args...)
+func (e *env) start(name string, env []string, bin string, args ...string) (*proc, error) {
+	p, err := startProc(name, filepath.Join(e.dir, name+".log"), env, bin, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -58,18 +58,20 @@ type config struct {
 	jsonOut    string
 	profile    string
 	profileDur time.Duration
+	profileN   int
 	command    string
 	commit     string
+	sidecarEnv []string
 }
 
 func run() error {
 	quick := flag.Bool("quick", false, "smoke run (~2 min): 1 round, 2,000 calls, 0.5 s per load level; does not touch docs unless -doc/-png are given")
 	rounds := flag.Int("rounds", 3, "rounds; each contender runs every operation once per round, in rotating order")
 	calls := flag.Int("calls", 20000, "sequential calls recorded per contender, operation and round (after -warm)")
-	warm := flag.Int("warm", 2000, "sequential warm-up calls, not recorded")
+	warm := flag.Int("warm", 1000, "sequential warm-up calls, not recorded")
 	callers := flag.String("callers", "16,64", "concurrent caller counts of the throughput runs (1 caller is the sequential run)")
-	loadTime := flag.Duration("load-time", 2*time.Second, "measured time of each throughput run")
-	loadWarm := flag.Duration("load-warm", 300*time.Millisecond, "unmeasured start of each throughput run")
+	loadTime := flag.Duration("load-time", 1500*time.Millisecond, "measured time of each throughput run")
+	loadWarm := flag.Duration("load-warm", 250*time.Millisecond, "unmeasured start of each throughput run")
 	ops := flag.String("ops", "all", "operations, comma-separated: get100,get4k,save100,save4k,publish,invoke")
 	cont := flag.String("contenders", "all", "contenders, comma-separated: "+strings.Join(contenderKeys, ","))
 	redis := flag.String("redis", "127.0.0.1:6379", "Redis used by every contender")
@@ -80,6 +82,8 @@ func run() error {
 	jsonOut := flag.String("json", "", "also write every sample as JSON here")
 	profile := flag.String("profile", "", "after the run, profile this contender's sidecar (tcp, uds, shm, daprd) under GetState 100 B load with perf")
 	profileDur := flag.Duration("profile-time", 10*time.Second, "length of the -profile recording")
+	profileN := flag.Int("profile-callers", refCallers, "concurrent callers during the -profile recording")
+	sidecarEnv := flag.String("sidecar-env", "", "extra environment of every sidecar (Outrig and daprd alike), space-separated K=V, e.g. GOMAXPROCS=1; printed in the report")
 	commit := flag.String("commit", "", "the code measured, as printed in the report; empty: git describe --always --dirty of the repository")
 	flag.Parse()
 	set := map[string]bool{}
@@ -87,7 +91,7 @@ func run() error {
 
 	cfg := config{redis: *redis, outrigBin: *outrigBin, daprdBin: *daprdBin, rounds: *rounds, calls: *calls,
 		warm: *warm, loadTime: *loadTime, loadWarm: *loadWarm, quick: *quick, doc: *doc, png: *png,
-		jsonOut: *jsonOut, profile: *profile, commit: *commit, profileDur: *profileDur,
+		jsonOut: *jsonOut, profile: *profile, commit: *commit, profileDur: *profileDur, profileN: *profileN,
 		command: "go run ./bench/compare " + strings.Join(os.Args[1:], " ")}
 	if *quick {
 		if !set["rounds"] {
@@ -109,6 +113,7 @@ func run() error {
 			cfg.png = ""
 		}
 	}
+	cfg.sidecarEnv = strings.Fields(*sidecarEnv)
 	if cfg.rounds < 1 || cfg.calls < 1 || cfg.warm < 0 || cfg.loadTime <= 0 {
 		return errors.New("-rounds and -calls must be ≥ 1, -warm ≥ 0, -load-time > 0")
 	}

@@ -27,13 +27,15 @@ type proc struct {
 	err  error // exit status, valid once done is closed
 }
 
-// startProc starts bin with args, output to logPath.
-func startProc(name, logPath, bin string, args ...string) (*proc, error) {
+// startProc starts bin with args, output to logPath; env is added to the
+// harness's environment.
+func startProc(name, logPath string, env []string, bin string, args ...string) (*proc, error) {
 	f, err := os.Create(logPath)
 	if err != nil {
 		return nil, fmt.Errorf("%s: log file: %w", name, err)
 	}
 	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

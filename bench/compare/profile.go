@@ -29,29 +29,30 @@ func profileSidecar(ctx context.Context, cfg config, e *env) error {
 	if err != nil {
 		return err
 	}
-	data := filepath.Join(e.dir, "perf-"+cfg.profile+".data")
+	data := filepath.Join(os.TempDir(), "outrig-compare-perf-"+cfg.profile+".data")
 	secs := strconv.FormatFloat(cfg.profileDur.Seconds(), 'f', 1, 64)
 	rec := exec.CommandContext(ctx, perf, "record", "-F", "1999", "-g", "-p", strconv.Itoa(c.sidecar.pid()), "-o", data, "--", "sleep", secs)
 	rec.Stderr = os.Stderr
 	if err := rec.Start(); err != nil {
 		return fmt.Errorf("perf record: %w", err)
 	}
-	progress("profiling %s for %ss under %s with %d callers", c.name, secs, op.name, refCallers)
-	load, lerr := concurrent(ctx, fn, refCallers, 200*time.Millisecond, cfg.profileDur, []int{c.sidecar.pid()}, c.sidecar.pid())
+	progress("profiling %s for %ss under %s with %d callers", c.name, secs, op.name, cfg.profileN)
+	load, lerr := concurrent(ctx, fn, cfg.profileN, 200*time.Millisecond, cfg.profileDur, []int{c.sidecar.pid()}, c.sidecar.pid())
 	if err := rec.Wait(); err != nil {
 		return fmt.Errorf("perf record: %w", err)
 	}
 	if lerr != nil {
 		return lerr
 	}
+	progress("perf data kept in %s (perf report -i %s)", data, data)
 	fmt.Printf("\n### CPU profile of %s under %s, %d callers (%.0f calls/s, %.1f µs sidecar CPU per call)\n\n",
-		c.name, op.name, refCallers, load.opsPerSec(), load.cpu/float64(max(load.calls, 1))*1e6)
+		c.name, op.name, cfg.profileN, load.opsPerSec(), load.cpu/float64(max(load.calls, 1))*1e6)
 	for _, view := range []struct{ title, children string }{
 		{"self time (top frames)", "--no-children"},
 		{"inclusive time (frame and its callees)", "--children"},
 	} {
 		out, err := exec.CommandContext(ctx, perf, "report", "-i", data, "--stdio", view.children,
-			"--sort", "symbol", "-g", "none", "--percent-limit", "1.5").Output()
+			"--sort", "symbol", "-g", "none", "--percent-limit", "1").Output()
 		if err != nil {
 			return fmt.Errorf("perf report: %w", err)
 		}

@@ -210,6 +210,9 @@ func (r *report) markdown() string {
 	w("Run: %s–%s UTC, %s, %d vCPU, kernel %s, %s, commit %s. Load average (1/5/15 min) at start %s, at end %s; ",
 		m.Start.UTC().Format("2006-01-02 15:04"), m.End.UTC().Format("15:04"), m.Machine, m.CPUs, m.Kernel, m.Go, m.Commit, m.LoadStart, m.LoadEnd)
 	w("the machine is shared with other builds, so absolute figures move between runs; ratios within a run are what to compare.\n\n")
+	if len(r.cfg.sidecarEnv) > 0 {
+		w("Sidecar environment (Outrig and daprd alike): `%s`.\n\n", strings.Join(r.cfg.sidecarEnv, " "))
+	}
 	w("Command: `%s` (`make bench` runs `go run ./bench/compare -outrig bin/outrig` after `make build`).\n\n", strings.TrimSpace(m.Command))
 	if r.cfg.png != "" {
 		w("![latency p50/p99 and throughput at %d callers per contender and operation](%s)\n\n", refCallers, relImg(r.cfg.doc, r.cfg.png))
