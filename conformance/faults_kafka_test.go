@@ -128,7 +128,7 @@ func testKafkaFaults(t *testing.T) {
 	})
 
 	yaml := psComponentYAML(t, "pubsub-kafka.yaml", map[string]string{"brokers": kfAddr})
-	e := startPSEnv(t, "kafka-pubsub", "pubsub-kafka.yaml", yaml)
+	e := startPSEnv(t, "kafka-pubsub", map[string]string{"pubsub-kafka.yaml": yaml})
 	sc, c := e.sidecar(t, "conf-fk-"+e.run)
 	topic := e.topic("faults")
 	r := newPSRecorder(nil)

@@ -59,11 +59,14 @@ type psEnv struct {
 	run    string
 }
 
-// startPSEnv starts a control plane on a folder holding yaml as file.
-func startPSEnv(t *testing.T, name, file, yaml string) *psEnv {
+// startPSEnv starts a control plane on a folder holding files (name →
+// YAML); name is the component the suite uses.
+func startPSEnv(t *testing.T, name string, files map[string]string) *psEnv {
 	t.Helper()
 	dir := t.TempDir()
-	testenv.WriteFile(t, filepath.Join(dir, file), yaml)
+	for f, y := range files {
+		testenv.WriteFile(t, filepath.Join(dir, f), y)
+	}
 	addr := testenv.FreeAddr(t)
 	testenv.Start(t, "outrig#cp", nil, "control-plane", "--resources", dir, "--listen", addr)
 	return &psEnv{name: name, cpAddr: addr, run: psRunID()}

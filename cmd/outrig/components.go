@@ -11,7 +11,6 @@ import (
 	pmemory "github.com/dapr/components-contrib/pubsub/in-memory"
 	pkafka "github.com/dapr/components-contrib/pubsub/kafka"
 	predis "github.com/dapr/components-contrib/pubsub/redis"
-	procketmq "github.com/dapr/components-contrib/pubsub/rocketmq"
 	smemory "github.com/dapr/components-contrib/state/in-memory"
 	smysql "github.com/dapr/components-contrib/state/mysql"
 	"github.com/dapr/kit/logger"
@@ -21,6 +20,7 @@ import (
 	nmongodb "github.com/outrig/outrig/components/state/mongodb"
 	nredis "github.com/outrig/outrig/components/state/redis"
 	nzookeeper "github.com/outrig/outrig/components/state/zookeeper"
+	nrocketmq "github.com/outrig/outrig/pubsub/rocketmq"
 )
 
 // newRegistry builds the component registry of the outrig binary: every
@@ -40,7 +40,9 @@ func newRegistry() *components.Registry {
 	r.RegisterPubSub("pubsub.outrig-broker", "v1", broker.NewPubSub)
 	r.RegisterPubSub("pubsub.kafka", "v1", pkafka.NewKafka)
 	r.RegisterPubSub("pubsub.redis", "v1", predis.NewRedisStreams)
-	r.RegisterPubSub("pubsub.rocketmq", "v1", procketmq.NewRocketMQ)
+	// Native: contrib's pubsub.rocketmq loses subscriptions made before a
+	// topic exists or after its consumer started (see pubsub/rocketmq).
+	r.RegisterPubSub("pubsub.rocketmq", "v1", nrocketmq.New)
 
 	r.RegisterInputBinding("bindings.kafka", "v1", func(l logger.Logger) bindings.InputBinding { return bkafka.NewKafka(l) })
 	r.RegisterOutputBinding("bindings.kafka", "v1", func(l logger.Logger) bindings.OutputBinding { return bkafka.NewKafka(l) })
