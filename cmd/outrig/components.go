@@ -7,7 +7,6 @@ import (
 	bkafka "github.com/dapr/components-contrib/bindings/kafka"
 	bmysql "github.com/dapr/components-contrib/bindings/mysql"
 	bredis "github.com/dapr/components-contrib/bindings/redis"
-	brocketmq "github.com/dapr/components-contrib/bindings/rocketmq"
 	pmemory "github.com/dapr/components-contrib/pubsub/in-memory"
 	pkafka "github.com/dapr/components-contrib/pubsub/kafka"
 	predis "github.com/dapr/components-contrib/pubsub/redis"
@@ -15,6 +14,7 @@ import (
 	smysql "github.com/dapr/components-contrib/state/mysql"
 	"github.com/dapr/kit/logger"
 
+	nbrocketmq "github.com/outrig/outrig/bindings/rocketmq"
 	"github.com/outrig/outrig/broker"
 	"github.com/outrig/outrig/components"
 	nmongodb "github.com/outrig/outrig/components/state/mongodb"
@@ -46,8 +46,10 @@ func newRegistry() *components.Registry {
 
 	r.RegisterInputBinding("bindings.kafka", "v1", func(l logger.Logger) bindings.InputBinding { return bkafka.NewKafka(l) })
 	r.RegisterOutputBinding("bindings.kafka", "v1", func(l logger.Logger) bindings.OutputBinding { return bkafka.NewKafka(l) })
-	r.RegisterInputBinding("bindings.rocketmq", "v1", func(l logger.Logger) bindings.InputBinding { return brocketmq.NewRocketMQ(l) })
-	r.RegisterOutputBinding("bindings.rocketmq", "v1", func(l logger.Logger) bindings.OutputBinding { return brocketmq.NewRocketMQ(l) })
+	// Native: contrib's bindings.rocketmq fails for good (output included)
+	// when an input topic does not exist yet (see bindings/rocketmq).
+	r.RegisterInputBinding("bindings.rocketmq", "v1", func(l logger.Logger) bindings.InputBinding { return nbrocketmq.New(l) })
+	r.RegisterOutputBinding("bindings.rocketmq", "v1", func(l logger.Logger) bindings.OutputBinding { return nbrocketmq.New(l) })
 	r.RegisterOutputBinding("bindings.redis", "v1", bredis.NewRedis)
 	r.RegisterOutputBinding("bindings.mysql", "v1", bmysql.NewMysql)
 	r.RegisterOutputBinding("bindings.http", "v1", bhttp.NewHTTP)

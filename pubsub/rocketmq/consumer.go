@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -12,7 +14,6 @@ import (
 	"github.com/apache/rocketmq-client-go/v2/admin"
 	mqc "github.com/apache/rocketmq-client-go/v2/consumer"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
-	cpubsub "github.com/dapr/components-contrib/pubsub"
 	"github.com/dapr/kit/logger"
 )
 
@@ -43,13 +44,19 @@ type consumers struct {
 	admin    admin.Admin // route lookups; nil when name servers come from a domain
 	routable map[string]bool
 	current  mq.PushConsumer
-	topics   []string // of current, sorted
+	keys     []string // subscription keys of current, sorted
 	gen      int
 }
 
 type subscription struct {
 	ctx     context.Context
-	handler cpubsub.Handler
+	sel     mqc.MessageSelector
+	handler MessageHandler
+}
+
+// key identifies what a consumer generation subscribes for a topic.
+func (s *subscription) key(topic string) string {
+	return topic + "\x00" + string(s.sel.Type) + "\x00" + s.sel.Expression
 }
 
 func newConsumers(s *settings, id string, log logger.Logger) *consumers {
@@ -68,9 +75,9 @@ func (c *consumers) poke() {
 }
 
 // add subscribes topic until ctx is done. A later add for the same topic
-// replaces the handler.
-func (c *consumers) add(ctx context.Context, topic string, h cpubsub.Handler) error {
-	sub := &subscription{ctx: ctx, handler: h}
+// replaces the earlier one.
+func (c *consumers) add(ctx context.Context, topic string, sel mqc.MessageSelector, h MessageHandler) error {
+	sub := &subscription{ctx: ctx, sel: sel, handler: h}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -139,29 +146,34 @@ func (c *consumers) reconcile() {
 // topic still waits for its route (or the consumer failed to start).
 func (c *consumers) apply() (pending bool) {
 	c.mu.Lock()
-	want := make([]string, 0, len(c.subs))
-	for t := range c.subs {
-		want = append(want, t)
+	want := make(map[string]mqc.MessageSelector, len(c.subs))
+	keys := make([]string, 0, len(c.subs))
+	for t, sub := range c.subs {
+		want[t] = sub.sel
+		keys = append(keys, sub.key(t))
 	}
 	c.mu.Unlock()
-	slices.Sort(want)
-	ready := want[:0:0]
-	for _, t := range want {
+	slices.Sort(keys)
+	ready := map[string]mqc.MessageSelector{}
+	readyKeys := keys[:0:0]
+	for _, k := range keys {
+		t, _, _ := strings.Cut(k, "\x00")
 		if c.hasRoute(t) {
-			ready = append(ready, t)
+			ready[t] = want[t]
+			readyKeys = append(readyKeys, k)
 		} else {
 			pending = true
 		}
 	}
-	if slices.Equal(ready, c.topics) && (c.current != nil || len(ready) == 0) {
+	if slices.Equal(readyKeys, c.keys) && (c.current != nil || len(ready) == 0) {
 		return pending
 	}
 	c.stop()
 	if len(ready) == 0 {
 		return pending
 	}
-	if err := c.start(ready); err != nil {
-		c.log.Warnf("rocketmq: consumer of group %s for topics %v did not start (retrying): %v", c.s.ConsumerGroup, ready, err)
+	if err := c.start(ready, readyKeys); err != nil {
+		c.log.Warnf("rocketmq: consumer of group %s for topics %v did not start (retrying): %v", c.s.ConsumerGroup, slices.Collect(maps.Keys(ready)), err)
 		return true
 	}
 	return pending
@@ -202,14 +214,14 @@ func (c *consumers) hasRoute(topic string) bool {
 }
 
 // start creates and starts a consumer generation for topics.
-func (c *consumers) start(topics []string) error {
+func (c *consumers) start(topics map[string]mqc.MessageSelector, keys []string) error {
 	c.gen++
 	pc, err := mq.NewPushConsumer(c.s.consumerOptions(fmt.Sprintf("%s-c%d", c.id, c.gen))...)
 	if err != nil {
 		return err
 	}
-	for _, t := range topics {
-		if err := pc.Subscribe(t, mqc.MessageSelector{}, c.callback(t)); err != nil {
+	for t, sel := range topics {
+		if err := pc.Subscribe(t, sel, c.callback(t)); err != nil {
 			_ = pc.Shutdown()
 			return fmt.Errorf("subscribe %s: %w", t, err)
 		}
@@ -218,8 +230,8 @@ func (c *consumers) start(topics []string) error {
 		_ = pc.Shutdown() // Start shuts down on some failures already; twice is harmless
 		return err
 	}
-	c.current, c.topics = pc, topics
-	c.log.Infof("rocketmq: consumer of group %s started for topics %v", c.s.ConsumerGroup, topics)
+	c.current, c.keys = pc, keys
+	c.log.Infof("rocketmq: consumer of group %s started for %d topics", c.s.ConsumerGroup, len(topics))
 	return nil
 }
 
@@ -230,7 +242,7 @@ func (c *consumers) stop() {
 		if err := c.current.Shutdown(); err != nil {
 			c.log.Warnf("rocketmq: consumer shutdown: %v", err)
 		}
-		c.current, c.topics = nil, nil
+		c.current, c.keys = nil, nil
 	}
 	if c.admin != nil && c.isClosed() {
 		_ = c.admin.Close()
@@ -258,7 +270,7 @@ func (c *consumers) callback(topic string) func(context.Context, ...*primitive.M
 			return retry, nil // unsubscribed meanwhile: the group gets it again later
 		}
 		for _, m := range msgs {
-			if err := sub.handler(sub.ctx, toNewMessage(topic, c.s.ConsumerGroup, m)); err != nil {
+			if err := sub.handler(sub.ctx, m); err != nil {
 				c.log.Debugf("rocketmq: handler of %s failed for %s: %v", topic, m.MsgId, err)
 				return retry, nil
 			}

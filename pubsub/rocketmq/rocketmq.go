@@ -18,9 +18,11 @@
 // This component keeps one push consumer per component instance holding
 // every subscribed topic (the members of a RocketMQ consumer group must all
 // subscribe the same topics), and replaces it by a new one whenever that set
-// changes; a subscribed topic that has no route yet is checked every second
-// and joins the consumer once a publisher created it. Messages reach the
-// handler as they were published. The consumer group is consumerGroup, else
+// changes; a subscribed topic that has no route yet is looked up again
+// (after half a second, backing off to every 10 s) and joins the consumer
+// once a publisher created it. Messages reach the handler as they were
+// published. Client holds this machinery; Outrig's bindings.rocketmq uses
+// it too. The consumer group is consumerGroup, else
 // consumerID (the sidecar's app id).
 //
 // Delivery is at least once: a message whose handler failed, or that was in
@@ -32,16 +34,11 @@ package rocketmq
 import (
 	"context"
 	"errors"
-	"fmt"
-	"math/rand/v2"
-	"os"
 	"strconv"
 	"strings"
 
-	mq "github.com/apache/rocketmq-client-go/v2"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	mqp "github.com/apache/rocketmq-client-go/v2/producer"
-	"github.com/apache/rocketmq-client-go/v2/rlog"
 	cpubsub "github.com/dapr/components-contrib/pubsub"
 	"github.com/dapr/kit/logger"
 )
@@ -56,15 +53,18 @@ const (
 	propContentType = "content-type"
 )
 
+// Subscribe metadata choosing the messages of a topic (as in contrib):
+// rocketmq-sub-type "tag" (default) or "sql92", and the expression.
+const (
+	MetaSubType       = "rocketmq-sub-type"
+	MetaSubExpression = "rocketmq-sub-expression"
+)
+
 // PubSub is the component. Init once, then Publish and Subscribe from any
 // goroutine, Close once.
 type PubSub struct {
 	log logger.Logger
-	s   *settings
-	id  string // distinguishes the client instances of this component
-
-	producer mq.Producer
-	cons     *consumers
+	c   *Client
 }
 
 // New returns an uninitialised component (the factory registered as
@@ -73,23 +73,11 @@ func New(log logger.Logger) cpubsub.PubSub { return &PubSub{log: log} }
 
 // Init parses the metadata and starts the producer.
 func (p *PubSub) Init(_ context.Context, md cpubsub.Metadata) error {
-	s, err := parseSettings(md.Properties)
+	c, err := NewClient(md.Properties, p.log)
 	if err != nil {
 		return err
 	}
-	p.s = s
-	rlog.SetLogLevel(s.LogLevel)
-	base := firstOf(s.InstanceName, "outrig")
-	p.id = fmt.Sprintf("%s-%d-%06x", base, os.Getpid(), rand.Uint32()&0xffffff)
-	prod, err := mq.NewProducer(s.producerOptions(p.id + "-p")...)
-	if err != nil {
-		return fmt.Errorf("rocketmq producer: %w", err)
-	}
-	if err := prod.Start(); err != nil {
-		return fmt.Errorf("rocketmq producer start: %w", err)
-	}
-	p.producer = prod
-	p.cons = newConsumers(s, p.id, p.log)
+	p.c = c
 	return nil
 }
 
@@ -98,23 +86,41 @@ func (p *PubSub) Features() []cpubsub.Feature { return nil }
 
 // Publish sends one message and waits for the broker's answer.
 func (p *PubSub) Publish(ctx context.Context, req *cpubsub.PublishRequest) error {
-	if p.producer == nil {
-		return errors.New("rocketmq: component not initialised or closed")
+	if p.c == nil {
+		return errors.New("rocketmq: component not initialised")
 	}
-	msg := newMessage(req.Topic, req.Data, req.ContentType, req.Metadata)
-	res, err := p.producer.SendSync(ctx, msg)
-	if err != nil {
-		return fmt.Errorf("rocketmq send to %s: %w", req.Topic, err)
-	}
-	if res.Status != primitive.SendOK {
-		return fmt.Errorf("rocketmq send to %s: broker answered status %d", req.Topic, res.Status)
-	}
-	return nil
+	return p.c.Send(ctx, NewMessage(req.Topic, req.Data, req.ContentType, req.Metadata))
 }
 
-// newMessage builds a message: tag, keys, sharding key and queue from the
+// Subscribe delivers the messages of req.Topic (those the rocketmq-sub-type
+// and rocketmq-sub-expression metadata select; all by default) to handler
+// until ctx is done. It returns at once; the topic joins the consumer in the
+// background, as soon as it has a route.
+func (p *PubSub) Subscribe(ctx context.Context, req cpubsub.SubscribeRequest, handler cpubsub.Handler) error {
+	if p.c == nil {
+		return errors.New("rocketmq: component not initialised")
+	}
+	sel, err := Selector(req.Metadata[MetaSubType], req.Metadata[MetaSubExpression])
+	if err != nil {
+		return err
+	}
+	group := p.c.ConsumerGroup()
+	return p.c.Subscribe(ctx, req.Topic, sel, func(ctx context.Context, m *primitive.MessageExt) error {
+		return handler(ctx, toNewMessage(req.Topic, group, m))
+	})
+}
+
+// Close stops the consumer and the producer.
+func (p *PubSub) Close() error {
+	if p.c == nil {
+		return nil
+	}
+	return p.c.Close()
+}
+
+// NewMessage builds a message: tag, keys, sharding key and queue from the
 // metadata, the other keys (and the content type) as properties.
-func newMessage(topic string, data []byte, contentType *string, md map[string]string) *primitive.Message {
+func NewMessage(topic string, data []byte, contentType *string, md map[string]string) *primitive.Message {
 	msg := primitive.NewMessage(topic, data)
 	for k, v := range md {
 		switch k {
@@ -159,31 +165,6 @@ func (k *keySelector) Select(m *primitive.Message, qs []*primitive.MessageQueue)
 		return k.hash.Select(m, qs)
 	}
 	return k.roundRobin.Select(m, qs)
-}
-
-// Subscribe delivers the messages of req.Topic to handler until ctx is
-// done. It returns at once; the topic joins the consumer in the background
-// (as soon as it has a route).
-func (p *PubSub) Subscribe(ctx context.Context, req cpubsub.SubscribeRequest, handler cpubsub.Handler) error {
-	if p.cons == nil {
-		return errors.New("rocketmq: component not initialised or closed")
-	}
-	if req.Topic == "" {
-		return errors.New("rocketmq subscribe: topic is required")
-	}
-	return p.cons.add(ctx, req.Topic, handler)
-}
-
-// Close stops the consumer and the producer.
-func (p *PubSub) Close() error {
-	var errs []error
-	if p.cons != nil {
-		errs = append(errs, p.cons.close())
-	}
-	if p.producer != nil {
-		errs = append(errs, p.producer.Shutdown())
-	}
-	return errors.Join(errs...)
 }
 
 // toNewMessage turns a received message into the component's message.

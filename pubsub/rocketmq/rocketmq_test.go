@@ -72,7 +72,7 @@ func TestParseSettings(t *testing.T) {
 
 func TestNewMessage(t *testing.T) {
 	ct := "text/plain"
-	m := newMessage("orders", []byte("x"), &ct, map[string]string{
+	m := NewMessage("orders", []byte("x"), &ct, map[string]string{
 		MetaTag: "blue", MetaKeys: "k1,k2", MetaPartition: "order-7", "traceid": "t1",
 	})
 	got := map[string]string{"tag": m.GetTags(), "keys": strings.Join(strings.Fields(m.GetKeys()), " "), "sharding": m.GetShardingKey(),
@@ -82,7 +82,7 @@ func TestNewMessage(t *testing.T) {
 		t.Errorf("message (-want +got):\n%s", d)
 	}
 	// rocketmq-shardingkey wins over partitionKey.
-	m = newMessage("orders", nil, nil, map[string]string{MetaPartition: "p", MetaShardingKey: "s"})
+	m = NewMessage("orders", nil, nil, map[string]string{MetaPartition: "p", MetaShardingKey: "s"})
 	if m.GetShardingKey() != "s" {
 		t.Errorf("sharding key %q, want s", m.GetShardingKey())
 	}
