@@ -62,6 +62,8 @@ type config struct {
 	command    string
 	commit     string
 	sidecarEnv []string
+	waitLoad   float64
+	waitMax    time.Duration
 }
 
 func run() error {
@@ -84,6 +86,8 @@ func run() error {
 	profileDur := flag.Duration("profile-time", 10*time.Second, "length of the -profile recording")
 	profileN := flag.Int("profile-callers", refCallers, "concurrent callers during the -profile recording")
 	sidecarEnv := flag.String("sidecar-env", "", "extra environment of every sidecar (Outrig and daprd alike), space-separated K=V, e.g. GOMAXPROCS=1; printed in the report")
+	waitLoad := flag.Float64("wait-load", 0, "before starting, wait until the 1-minute load average is at most this (0: don't wait)")
+	waitMax := flag.Duration("wait-max", 30*time.Minute, "longest -wait-load waits; then the run starts anyway")
 	commit := flag.String("commit", "", "the code measured, as printed in the report; empty: git describe --always --dirty of the repository")
 	flag.Parse()
 	set := map[string]bool{}
@@ -91,7 +95,7 @@ func run() error {
 
 	cfg := config{redis: *redis, outrigBin: *outrigBin, daprdBin: *daprdBin, rounds: *rounds, calls: *calls,
 		warm: *warm, loadTime: *loadTime, loadWarm: *loadWarm, quick: *quick, doc: *doc, png: *png,
-		jsonOut: *jsonOut, profile: *profile, commit: *commit, profileDur: *profileDur, profileN: *profileN,
+		jsonOut: *jsonOut, profile: *profile, commit: *commit, waitLoad: *waitLoad, waitMax: *waitMax, profileDur: *profileDur, profileN: *profileN,
 		command: "go run ./bench/compare " + strings.Join(os.Args[1:], " ")}
 	if *quick {
 		if !set["rounds"] {
@@ -143,6 +147,9 @@ func run() error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if err := waitForLoad(ctx, cfg.waitLoad, cfg.waitMax); err != nil {
+		return err
+	}
 	meta := newMeta(cfg)
 	progress("load average at start: %s", meta.LoadStart)
 	e, err := setup(ctx, cfg)
@@ -275,6 +282,28 @@ func measureOne(ctx context.Context, cfg config, c *contender, op operation, fn 
 		s.RSS, s.Anon = max(s.RSS, l.mem.rss), max(s.Anon, l.mem.anon)
 	}
 	return s, nil
+}
+
+// waitForLoad waits until the 1-minute load average is at most limit, or
+// for at most d.
+func waitForLoad(ctx context.Context, limit float64, d time.Duration) error {
+	if limit <= 0 {
+		return nil
+	}
+	deadline := time.Now().Add(d)
+	for l := load1(); l > limit; l = load1() {
+		if time.Now().After(deadline) {
+			progress("load %.2f still above %.2f after %v: starting anyway", l, limit, d)
+			return nil
+		}
+		progress("load %.2f > %.2f: waiting", l, limit)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(15 * time.Second):
+		}
+	}
+	return nil
 }
 
 func pickOps(list string) ([]operation, error) {

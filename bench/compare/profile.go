@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -47,6 +48,16 @@ func profileSidecar(ctx context.Context, cfg config, e *env) error {
 	progress("perf data kept in %s (perf report -i %s)", data, data)
 	fmt.Printf("\n### CPU profile of %s under %s, %d callers (%.0f calls/s, %.1f µs sidecar CPU per call)\n\n",
 		c.name, op.name, cfg.profileN, load.opsPerSec(), load.cpu/float64(max(load.calls, 1))*1e6)
+	areas, err := selfByArea(ctx, perf, data)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("self time by area:\n\n| area | share of sidecar CPU | µs per call |\n|---|--:|--:|\n")
+	perCall := load.cpu / float64(max(load.calls, 1)) * 1e6
+	for _, a := range areas {
+		fmt.Printf("| %s | %.1f%% | %.1f |\n", a.name, a.pct, a.pct/100*perCall)
+	}
+	fmt.Println()
 	for _, view := range []struct{ title, children string }{
 		{"self time (top frames)", "--no-children"},
 		{"inclusive time (frame and its callees)", "--children"},
@@ -70,4 +81,62 @@ func profileSidecar(ctx context.Context, cfg config, e *env) error {
 		fmt.Print("```\n\n")
 	}
 	return nil
+}
+
+// area is a share of the profile's self time.
+type area struct {
+	name string
+	pct  float64
+}
+
+// areaOf classifies a perf symbol by where the code comes from.
+func areaOf(kernel bool, sym string) string {
+	switch {
+	case kernel:
+		return "kernel (syscalls, scheduling, network stack)"
+	case strings.HasPrefix(sym, "runtime.") || strings.HasPrefix(sym, "internal/runtime") || strings.HasPrefix(sym, "runtime/"):
+		return "Go runtime (scheduler, GC, allocation)"
+	case strings.HasPrefix(sym, "google.golang.org/grpc"), strings.HasPrefix(sym, "golang.org/x/net/http2"):
+		return "grpc-go and http2"
+	case strings.HasPrefix(sym, "google.golang.org/protobuf"):
+		return "protobuf"
+	case strings.HasPrefix(sym, "github.com/redis/go-redis"):
+		return "go-redis"
+	case strings.HasPrefix(sym, "github.com/outrig/outrig/api/shm"):
+		return "api/shm"
+	case strings.HasPrefix(sym, "github.com/outrig/"):
+		return "outrig (service, governance, state, transports)"
+	case strings.HasPrefix(sym, "github.com/prometheus"):
+		return "prometheus metrics"
+	case strings.HasPrefix(sym, "syscall.") || strings.HasPrefix(sym, "internal/poll") || strings.HasPrefix(sym, "net.") || strings.HasPrefix(sym, "internal/syscall"):
+		return "Go syscall and net wrappers"
+	}
+	return "other Go code"
+}
+
+// selfByArea sums perf's self time per area, largest first.
+func selfByArea(ctx context.Context, perf, data string) ([]area, error) {
+	out, err := exec.CommandContext(ctx, perf, "report", "-i", data, "--stdio", "--no-children",
+		"--sort", "symbol", "-g", "none", "--percent-limit", "0").Output()
+	if err != nil {
+		return nil, fmt.Errorf("perf report: %w", err)
+	}
+	sum := map[string]float64{}
+	for _, l := range strings.Split(string(out), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 3 || !strings.HasSuffix(f[0], "%") {
+			continue
+		}
+		pct, err := strconv.ParseFloat(strings.TrimSuffix(f[0], "%"), 64)
+		if err != nil {
+			continue
+		}
+		sum[areaOf(f[1] == "[k]", f[2])] += pct
+	}
+	var as []area
+	for n, p := range sum {
+		as = append(as, area{n, p})
+	}
+	sort.Slice(as, func(i, j int) bool { return as[i].pct > as[j].pct })
+	return as, nil
 }

@@ -69,3 +69,25 @@ func TestRelImg(t *testing.T) {
 		t.Fatalf("relImg = %q", got)
 	}
 }
+
+func TestAreaOf(t *testing.T) {
+	for _, c := range []struct {
+		kernel bool
+		sym    string
+		want   string
+	}{
+		{true, "finish_task_switch.isra.0", "kernel (syscalls, scheduling, network stack)"},
+		{false, "runtime.copystack", "Go runtime (scheduler, GC, allocation)"},
+		{false, "internal/runtime/syscall/linux.Syscall6", "Go runtime (scheduler, GC, allocation)"},
+		{false, "google.golang.org/grpc/internal/transport.(*http2Server).HandleStreams", "grpc-go and http2"},
+		{false, "github.com/outrig/outrig/api/shm.(*serverConn).run", "api/shm"},
+		{false, "github.com/outrig/outrig/service.(*Service).GetState", "outrig (service, governance, state, transports)"},
+		{false, "github.com/redis/go-redis/v9.(*baseClient).process", "go-redis"},
+		{false, "internal/poll.(*FD).Write", "Go syscall and net wrappers"},
+		{false, "bufio.(*Writer).Flush", "other Go code"},
+	} {
+		if got := areaOf(c.kernel, c.sym); got != c.want {
+			t.Errorf("areaOf(%v, %q) = %q, want %q", c.kernel, c.sym, got, c.want)
+		}
+	}
+}
