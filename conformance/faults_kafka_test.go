@@ -53,8 +53,8 @@ func kfStart(t *testing.T) {
 	t.Logf("private Kafka on %s up in %v", kfAddr, time.Since(start).Round(time.Millisecond))
 }
 
-// kfKill kills the private Kafka at once (SIGKILL: a crash, no clean shutdown).
-func kfKill(t *testing.T) {
+// kfSignal sends sig to the private Kafka (SIGKILL waits for the exit).
+func kfSignal(t *testing.T, sig syscall.Signal) {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(kfDir(), "kafka.pid"))
 	if err != nil {
@@ -64,48 +64,95 @@ func kfKill(t *testing.T) {
 	if err != nil {
 		t.Fatalf("pid file: %v", err)
 	}
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-		t.Fatalf("kill Kafka (pid %d): %v", pid, err)
+	if err := syscall.Kill(pid, sig); err != nil {
+		t.Fatalf("signal %v to Kafka (pid %d): %v", sig, pid, err)
 	}
-	for syscall.Kill(pid, 0) == nil {
+	for sig == syscall.SIGKILL && syscall.Kill(pid, 0) == nil {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-// kfOutcome is what the publishers saw.
-type kfOutcome struct {
-	mu        sync.Mutex
-	acked     []string         // data of publishes that returned success
-	failures  map[string]int   // error class → count
-	slowest   time.Duration    // longest call, success or failure
-	failTimes []time.Duration  // durations of failed calls
-	lastOK    atomic.Int64     // unix nanos of the last success
-	firstFail atomic.Int64     // unix nanos of the first failure after the kill
-	examples  map[string]error // one error per class
+// kfCall is one publish as the publisher saw it.
+type kfCall struct {
+	data  string
+	start time.Time
+	took  time.Duration
+	err   error
 }
 
-func (o *kfOutcome) record(d string, took time.Duration, err error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.slowest = max(o.slowest, took)
-	if err == nil {
-		o.acked = append(o.acked, d)
-		o.lastOK.Store(time.Now().UnixNano())
-		return
+// kfCalls records every publish.
+type kfCalls struct {
+	mu     sync.Mutex
+	calls  []kfCall
+	lastOK atomic.Int64 // unix nanos of the end of the last success
+}
+
+func (c *kfCalls) record(call kfCall) {
+	c.mu.Lock()
+	c.calls = append(c.calls, call)
+	c.mu.Unlock()
+	if call.err == nil {
+		c.lastOK.Store(call.start.Add(call.took).UnixNano())
 	}
-	o.failTimes = append(o.failTimes, took)
-	class := "other"
-	switch {
-	case errors.Is(err, outrig.ErrUnavailable):
-		class = "UNAVAILABLE"
-	case errors.Is(err, outrig.ErrDeadlineExceeded):
-		class = "DEADLINE_EXCEEDED"
+}
+
+// between returns the calls started in [from, to).
+func (c *kfCalls) between(from, to time.Time) []kfCall {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []kfCall
+	for _, x := range c.calls {
+		if !x.start.Before(from) && x.start.Before(to) {
+			out = append(out, x)
+		}
 	}
-	o.failures[class]++
-	if o.examples[class] == nil {
-		o.examples[class] = err
+	return out
+}
+
+// succeededSince waits until a publish that started after since succeeded,
+// and returns when it ended.
+func (c *kfCalls) succeededSince(t *testing.T, what string, since time.Time, d time.Duration) time.Time {
+	t.Helper()
+	var at time.Time
+	testenv.Eventually(t, what, d, func() error {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, x := range c.calls {
+			if x.err == nil && x.start.After(since) {
+				at = x.start.Add(x.took)
+				return nil
+			}
+		}
+		return errors.New("no success yet")
+	})
+	return at
+}
+
+// kfSummary checks the calls of one phase: every failure is UNAVAILABLE and
+// every call ended within its deadline (plus scheduling slack); it returns a
+// line for the log.
+func kfSummary(t *testing.T, phase string, calls []kfCall, wantFailures bool) string {
+	t.Helper()
+	ok, unavailable := 0, 0
+	var slowest time.Duration
+	for _, x := range calls {
+		slowest = max(slowest, x.took)
+		switch {
+		case x.err == nil:
+			ok++
+		case errors.Is(x.err, outrig.ErrUnavailable):
+			unavailable++
+		default:
+			t.Errorf("%s: publish %s (started %s, took %v) failed with %v, want UNAVAILABLE", phase, x.data, x.start.Format("15:04:05.000"), x.took.Round(time.Millisecond), x.err)
+		}
+		if x.took > kfDeadline+300*time.Millisecond {
+			t.Errorf("%s: publish %s took %v, beyond its %v deadline", phase, x.data, x.took, kfDeadline)
+		}
 	}
-	o.firstFail.CompareAndSwap(0, time.Now().UnixNano())
+	if wantFailures && unavailable == 0 {
+		t.Errorf("%s: no publish failed", phase)
+	}
+	return fmt.Sprintf("%s: %d calls, %d ok, %d UNAVAILABLE, slowest %v", phase, len(calls), ok, unavailable, slowest.Round(time.Millisecond))
 }
 
 // TestPubSubFaults stops the backend of a pub/sub component while events
@@ -135,7 +182,7 @@ func testKafkaFaults(t *testing.T) {
 	e.subscribe(t, c, topic, r)
 	e.awaitReady(t, c, topic, r)
 
-	out := &kfOutcome{failures: map[string]int{}, examples: map[string]error{}}
+	calls := &kfCalls{}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var seq atomic.Int64
@@ -154,40 +201,41 @@ func testKafkaFaults(t *testing.T) {
 				begin := time.Now()
 				err := c.Publish(ctx, e.name, topic, []byte(d), outrig.WithContentType("text/plain"), outrig.WithPartitionKey(psKey(d)))
 				cancel()
-				out.record(d, time.Since(begin), err)
+				calls.record(kfCall{data: d, start: begin, took: time.Since(begin), err: err})
 				time.Sleep(10 * time.Millisecond)
 			}
 		}()
 	}
-	healthy := make(chan string, 1)
+	unhealthy := make(chan string, 1)
 	go func() { // the sidecar's /healthz answers 200 throughout
+		defer close(unhealthy)
 		for {
 			select {
 			case <-stop:
-				close(healthy)
 				return
 			default:
 			}
 			resp, err := http.Get("http://" + sc.Admin + "/healthz")
 			if err != nil || resp.StatusCode != http.StatusOK {
-				healthy <- fmt.Sprintf("/healthz: %v %v", err, resp)
-				close(healthy)
+				unhealthy <- fmt.Sprintf("/healthz: %v %v", err, resp)
 				return
 			}
 			resp.Body.Close()
 			time.Sleep(200 * time.Millisecond)
 		}
 	}()
+	var report []string
 
+	// 1. Killed: publishes fail fast with UNAVAILABLE.
 	time.Sleep(3 * time.Second)
 	killedAt := time.Now()
-	kfKill(t)
-	t.Logf("Kafka killed after %d acknowledged publishes", len(out.acked))
-	time.Sleep(10 * time.Second) // calls keep failing meanwhile
-	if out.firstFail.Load() == 0 {
-		t.Errorf("no publish failed in the 10s after Kafka was killed")
-	}
+	kfSignal(t, syscall.SIGKILL)
+	t.Logf("Kafka killed at %s", killedAt.Format("15:04:05.000"))
+	time.Sleep(10 * time.Second)
 	restartAt := time.Now()
+	report = append(report, kfSummary(t, "killed 10s", calls.between(killedAt, restartAt), true))
+
+	// 2. Restarted: the sidecar recovers by itself.
 	restarted := make(chan error, 1)
 	go func() { // the script returns once Kafka answers its own health check
 		out, err := kfBackends("up", "kafka")
@@ -198,62 +246,56 @@ func testKafkaFaults(t *testing.T) {
 	}()
 	listening := make(chan time.Time, 1)
 	go func() { // when the restarted broker accepts connections
-		for {
-			if c, err := net.DialTimeout("tcp", kfAddr, 100*time.Millisecond); err == nil {
-				c.Close()
+		defer close(listening)
+		for time.Since(restartAt) < 3*time.Minute {
+			if conn, err := net.DialTimeout("tcp", kfAddr, 100*time.Millisecond); err == nil {
+				conn.Close()
 				listening <- time.Now()
-				return
-			}
-			if time.Since(restartAt) > 3*time.Minute {
-				close(listening)
 				return
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
 	}()
-	// The sidecar recovers by itself: publishes succeed again.
-	testenv.Eventually(t, "publishes succeed again after Kafka restarted", 120*time.Second, func() error {
-		if time.Unix(0, out.lastOK.Load()).Before(restartAt) {
-			return errors.New("no success since the restart")
-		}
-		return nil
-	})
-	recoveredAt := time.Now()
+	okAgain := calls.succeededSince(t, "publishes succeed again after Kafka restarted", restartAt, 120*time.Second)
 	backAt := <-listening
+	report = append(report, fmt.Sprintf("restart: Kafka listening %v after it was started, publishes succeed %v after that",
+		backAt.Sub(restartAt).Round(time.Millisecond), okAgain.Sub(backAt).Round(time.Millisecond)))
 	if err := <-restarted; err != nil {
 		t.Fatalf("restart the fault test's Kafka: %v", err)
 	}
+	report = append(report, kfSummary(t, "restarting", calls.between(restartAt, okAgain), false))
+
+	// 3. Frozen (SIGSTOP: connections open, nothing answers): calls end
+	// within their deadline, with UNAVAILABLE; after SIGCONT they succeed.
+	time.Sleep(2 * time.Second)
+	frozenAt := time.Now()
+	kfSignal(t, syscall.SIGSTOP)
+	time.Sleep(4 * time.Second)
+	thawAt := time.Now()
+	kfSignal(t, syscall.SIGCONT)
+	report = append(report, kfSummary(t, "frozen 4s", calls.between(frozenAt, thawAt), true))
+	thawOK := calls.succeededSince(t, "publishes succeed again after Kafka thawed", thawAt, 60*time.Second)
+	report = append(report, fmt.Sprintf("thaw: publishes succeed %v after SIGCONT", thawOK.Sub(thawAt).Round(time.Millisecond)))
+
 	time.Sleep(2 * time.Second)
 	close(stop)
 	wg.Wait()
-	if msg, bad := <-healthy; bad {
-		t.Errorf("sidecar unhealthy during the outage: %s", msg)
+	if msg, bad := <-unhealthy; bad {
+		t.Errorf("sidecar unhealthy during the faults: %s", msg)
 	}
-
-	out.mu.Lock()
-	acked := append([]string(nil), out.acked...)
-	sort.Slice(out.failTimes, func(i, j int) bool { return out.failTimes[i] < out.failTimes[j] })
-	if n := len(out.failTimes); n > 0 {
-		t.Logf("failed calls took: min %v, median %v, p99 %v, max %v", out.failTimes[0].Round(time.Millisecond),
-			out.failTimes[n/2].Round(time.Millisecond), out.failTimes[n*99/100].Round(time.Millisecond), out.failTimes[n-1].Round(time.Millisecond))
-	}
-	failures := fmt.Sprint(out.failures)
-	slowest := out.slowest
-	for class, err := range out.examples {
-		t.Logf("failure %s, e.g.: %v", class, err)
-		if class != "UNAVAILABLE" {
-			t.Errorf("%d publishes failed with %s, want UNAVAILABLE", out.failures[class], class)
-		}
-	}
-	out.mu.Unlock()
-	t.Logf("outage: publishes failing %v after the kill; restart: Kafka listening %v after it was started, publishes succeed %v after that; failures %s; slowest call %v (deadline %v)",
-		time.Unix(0, out.firstFail.Load()).Sub(killedAt).Round(time.Millisecond), backAt.Sub(restartAt).Round(time.Millisecond),
-		recoveredAt.Sub(backAt).Round(time.Millisecond), failures, slowest.Round(time.Millisecond), kfDeadline)
-	if slowest > kfDeadline+time.Second {
-		t.Errorf("a publish took %v, beyond its %v deadline", slowest, kfDeadline)
+	all := calls.between(time.Time{}, time.Now())
+	report = append(report, kfSummary(t, "whole run", all, true))
+	for _, line := range report {
+		t.Log(line)
 	}
 
 	// No acknowledged publish is lost.
+	var acked []string
+	for _, x := range all {
+		if x.err == nil {
+			acked = append(acked, x.data)
+		}
+	}
 	deadline := time.Now().Add(60 * time.Second)
 	for r.got(acked) < len(acked) && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)

@@ -15,7 +15,7 @@ import (
 // minMargin and maxMargin).
 const (
 	minMargin = 2 * time.Millisecond
-	maxMargin = 100 * time.Millisecond
+	maxMargin = 250 * time.Millisecond
 )
 
 // withinDeadline runs call, a component call, but does not wait for it past
