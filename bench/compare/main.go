@@ -157,7 +157,7 @@ func run() error {
 		return err
 	}
 	defer e.teardown()
-	samples, err := measureAll(ctx, cfg, e)
+	samples, err := measureAll(ctx, cfg, e, &meta)
 	if err != nil {
 		return err
 	}
@@ -195,7 +195,7 @@ func run() error {
 
 // measureAll runs the rounds: in round r, operation i, the contenders
 // start at offset r+i of the table order, so each one runs early and late.
-func measureAll(ctx context.Context, cfg config, e *env) ([]sample, error) {
+func measureAll(ctx context.Context, cfg config, e *env, m *meta) ([]sample, error) {
 	var order []*contender
 	for _, k := range contenderKeys {
 		if c := e.cs[k]; c != nil {
@@ -216,6 +216,7 @@ func measureAll(ctx context.Context, cfg config, e *env) ([]sample, error) {
 	var out []sample
 	for r := range cfg.rounds {
 		progress("round %d of %d (load %s)", r+1, cfg.rounds, loadAvg())
+		m.RoundLoads = append(m.RoundLoads, fmt.Sprintf("%.2f", load1()))
 		for i, op := range cfg.ops {
 			for j := range order {
 				c := order[(j+r+i)%len(order)]

@@ -56,6 +56,7 @@ type meta struct {
 	CPUs                int
 	Commit, Daprd       string
 	LoadStart, LoadEnd  string
+	RoundLoads          []string
 	Command             string
 }
 
@@ -200,13 +201,18 @@ func (r *report) markdown() string {
 	w("`bench/build-daprd.sh`) over its gRPC API on loopback TCP. Both sidecars use the same Redis through the same ")
 	w("component YAML (`state.redis`, `pubsub.redis`). Invoke is an echo of 100 B through two sidecars: caller sidecar → ")
 	w("callee sidecar → echo app (Outrig: the SDK's Serve stream; daprd: a gRPC AppCallback server, daprd's name resolution ")
-	w("pointed at the callee daprd). Everything runs on loopback on the same machine as the benchmark itself.\n\n")
+	w("pointed at the callee daprd). Everything runs on loopback on the same machine as the benchmark itself. ")
+	w("Direct state access is a plain `GET`/`SET` of the value, while both sidecars' `state.redis` keep a hash with a ")
+	w("version (`HMGET`, a Lua script for writes), so \"p50 − direct\" includes that data layout as well as the sidecar.\n\n")
 	w("How: per contender, operation and round, %d unrecorded warm-up calls, then %d sequential calls recorded in an HDR ", r.cfg.warm, r.cfg.calls)
 	w("histogram (latency; the \"1 caller\" throughput is this run's), then %s callers calling back to back for %v each ", joinInts(r.cfg.callers), r.cfg.loadTime)
 	w("(after %v unmeasured). Sidecar CPU is utime+stime from `/proc/<pid>/stat` around the %d-caller window, divided by its ", r.cfg.loadWarm, refCallers)
 	w("calls (both sidecars for Invoke); memory is the peak of `VmRSS` and `RssAnon` of the caller's sidecar sampled every ")
 	w("100 ms during the throughput runs. %d round(s); in each, every contender runs every operation once, the order rotating ", r.cfg.rounds)
 	w("per round and operation; the figures are medians over rounds, and \"p50 by round\" shows the drift.\n\n")
+	if len(m.RoundLoads) > 0 {
+		w("1-minute load average at the start of each round: %s. ", strings.Join(m.RoundLoads, ", "))
+	}
 	w("Run: %s–%s UTC, %s, %d vCPU, kernel %s, %s, commit %s. Load average (1/5/15 min) at start %s, at end %s; ",
 		m.Start.UTC().Format("2006-01-02 15:04"), m.End.UTC().Format("15:04"), m.Machine, m.CPUs, m.Kernel, m.Go, m.Commit, m.LoadStart, m.LoadEnd)
 	w("the machine is shared with other builds, so absolute figures move between runs; ratios within a run are what to compare.\n\n")
@@ -235,7 +241,7 @@ func (r *report) opTable(b *strings.Builder, op operation) {
 		head += fmt.Sprintf(" %d callers |", n)
 		sep += "--:|"
 	}
-	head += fmt.Sprintf(" @%d ÷ direct | @%d ÷ daprd | sidecar CPU s/100k calls @%d | sequential | CPU ÷ daprd | errors |\n", refCallers, refCallers, refCallers)
+	head += fmt.Sprintf(" @%d ÷ direct | @%d ÷ daprd | sidecar CPU s/100k calls @%d | … 1 caller | CPU @%d ÷ daprd | errors |\n", refCallers, refCallers, refCallers, refCallers)
 	sep += "--:|--:|--:|--:|--:|--:|\n"
 	b.WriteString(head)
 	b.WriteString(sep)
