@@ -20,10 +20,13 @@ import (
 // Names shared by the Outrig and Dapr resources (the same component YAML
 // serves both) and by the echo callee.
 const (
-	storeName  = "statestore"
-	pubsubName = "pubsub"
-	echoApp    = "echo"
-	echoMethod = "echo"
+	storeName = "statestore"
+	// memStoreName is a state.in-memory store: the sidecar path alone,
+	// without Redis (no direct contender).
+	memStoreName = "memstore"
+	pubsubName   = "pubsub"
+	echoApp      = "echo"
+	echoMethod   = "echo"
 	// streamMaxLen bounds each Redis stream published to (maxLenApprox):
 	// nothing consumes them during the benchmark.
 	streamMaxLen = 10000
@@ -33,8 +36,8 @@ const (
 // are safe for concurrent use by many callers (one connection or pool
 // shared by all, as an application would).
 type api interface {
-	getState(ctx context.Context, key string) ([]byte, error)
-	saveState(ctx context.Context, key string, value []byte) error
+	getState(ctx context.Context, store, key string) ([]byte, error)
+	saveState(ctx context.Context, store, key string, value []byte) error
 	publish(ctx context.Context, topic string, data []byte) error
 	invoke(ctx context.Context, data []byte) ([]byte, error)
 	close() error
@@ -61,11 +64,12 @@ func newDirectAPI(redisAddr, echoAddr string) (*directAPI, error) {
 	}, nil
 }
 
-func (d *directAPI) getState(ctx context.Context, key string) ([]byte, error) {
+// getState ignores store: direct access has only Redis.
+func (d *directAPI) getState(ctx context.Context, _, key string) ([]byte, error) {
 	return d.rdb.Get(ctx, key).Bytes()
 }
 
-func (d *directAPI) saveState(ctx context.Context, key string, value []byte) error {
+func (d *directAPI) saveState(ctx context.Context, _, key string, value []byte) error {
 	return d.rdb.Set(ctx, key, value, 0).Err()
 }
 
@@ -98,16 +102,16 @@ func newOutrigAPI(ctx context.Context, address string, shm bool) (*outrigAPI, er
 	return &outrigAPI{c: c}, nil
 }
 
-func (o *outrigAPI) getState(ctx context.Context, key string) ([]byte, error) {
-	it, err := o.c.GetState(ctx, storeName, key)
+func (o *outrigAPI) getState(ctx context.Context, store, key string) ([]byte, error) {
+	it, err := o.c.GetState(ctx, store, key)
 	if err != nil {
 		return nil, err
 	}
 	return it.Value, nil
 }
 
-func (o *outrigAPI) saveState(ctx context.Context, key string, value []byte) error {
-	return o.c.SaveState(ctx, storeName, key, value)
+func (o *outrigAPI) saveState(ctx context.Context, store, key string, value []byte) error {
+	return o.c.SaveState(ctx, store, key, value)
 }
 
 func (o *outrigAPI) publish(ctx context.Context, topic string, data []byte) error {
@@ -140,16 +144,16 @@ func newDaprAPI(addr string) (*daprAPI, error) {
 	return &daprAPI{conn: conn, c: daprpb.NewDaprClient(conn)}, nil
 }
 
-func (d *daprAPI) getState(ctx context.Context, key string) ([]byte, error) {
-	r, err := d.c.GetState(ctx, &daprpb.GetStateRequest{StoreName: storeName, Key: key})
+func (d *daprAPI) getState(ctx context.Context, store, key string) ([]byte, error) {
+	r, err := d.c.GetState(ctx, &daprpb.GetStateRequest{StoreName: store, Key: key})
 	if err != nil {
 		return nil, err
 	}
 	return r.GetData(), nil
 }
 
-func (d *daprAPI) saveState(ctx context.Context, key string, value []byte) error {
-	_, err := d.c.SaveState(ctx, &daprpb.SaveStateRequest{StoreName: storeName, States: []*commonv1pb.StateItem{{Key: key, Value: value}}})
+func (d *daprAPI) saveState(ctx context.Context, store, key string, value []byte) error {
+	_, err := d.c.SaveState(ctx, &daprpb.SaveStateRequest{StoreName: store, States: []*commonv1pb.StateItem{{Key: key, Value: value}}})
 	return err
 }
 

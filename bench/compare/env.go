@@ -57,7 +57,8 @@ type env struct {
 }
 
 // components is the Dapr-format component YAML read by both Outrig's
-// control plane and daprd: state.redis and pubsub.redis on the same Redis.
+// control plane and daprd: state.redis and pubsub.redis on the same Redis,
+// and a state.in-memory store.
 func components(redis string) string {
 	return fmt.Sprintf(`apiVersion: dapr.io/v1alpha1
 kind: Component
@@ -82,7 +83,15 @@ spec:
     value: %s
   - name: maxLenApprox
     value: "%d"
-`, storeName, redis, pubsubName, redis, streamMaxLen)
+---
+apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: %s
+spec:
+  type: state.in-memory
+  version: v1
+`, storeName, redis, pubsubName, redis, streamMaxLen, memStoreName)
 }
 
 // daprConfig makes daprd resolve every app id to the echo daprd's

@@ -74,7 +74,7 @@ func run() error {
 	callers := flag.String("callers", "16,64", "concurrent caller counts of the throughput runs (1 caller is the sequential run)")
 	loadTime := flag.Duration("load-time", time.Second, "measured time of each throughput run")
 	loadWarm := flag.Duration("load-warm", 200*time.Millisecond, "unmeasured start of each throughput run")
-	ops := flag.String("ops", "all", "operations, comma-separated: get100,get4k,save100,save4k,publish,invoke")
+	ops := flag.String("ops", "all", "operations, comma-separated: get100,getmem,get4k,save100,save4k,publish,invoke")
 	cont := flag.String("contenders", "all", "contenders, comma-separated: "+strings.Join(contenderKeys, ","))
 	redis := flag.String("redis", "127.0.0.1:6379", "Redis used by every contender")
 	outrigBin := flag.String("outrig", "", "outrig binary (relative to the repository root); empty: build ./cmd/outrig into the run's temporary folder")
@@ -206,6 +206,9 @@ func measureAll(ctx context.Context, cfg config, e *env, m *meta) ([]sample, err
 	for _, op := range cfg.ops {
 		fns[op.key] = map[string]callFn{}
 		for _, c := range order {
+			if op.mem && c.key == "direct" {
+				continue
+			}
 			fn, err := prepare(ctx, c, op)
 			if err != nil {
 				return nil, err
@@ -220,6 +223,9 @@ func measureAll(ctx context.Context, cfg config, e *env, m *meta) ([]sample, err
 		for i, op := range cfg.ops {
 			for j := range order {
 				c := order[(j+r+i)%len(order)]
+				if fns[op.key][c.key] == nil {
+					continue
+				}
 				s, err := measureOne(ctx, cfg, c, op, fns[op.key][c.key])
 				if err != nil {
 					return nil, fmt.Errorf("round %d, %s, %s: %w", r+1, op.name, c.name, err)
@@ -229,7 +235,7 @@ func measureAll(ctx context.Context, cfg config, e *env, m *meta) ([]sample, err
 				}
 				s.Round = r + 1
 				out = append(out, s)
-				progress("  %-18s %-26s p50 %7.1f µs  p99 %7.1f µs  1: %6.0f/s  %s", op.name, c.name, s.P50, s.P99, s.SeqOps, s.loadLine())
+				progress("  %-24s %-26s p50 %7.1f µs  p99 %7.1f µs  1: %6.0f/s  %s", op.name, c.name, s.P50, s.P99, s.SeqOps, s.loadLine())
 			}
 		}
 	}

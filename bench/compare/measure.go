@@ -27,15 +27,26 @@ type operation struct {
 	name string // as printed
 	kind opKind
 	size int
+	// mem: on the in-memory store, without Redis; direct has no such row.
+	mem bool
+}
+
+// store is the state store the operation uses.
+func (o operation) store() string {
+	if o.mem {
+		return memStoreName
+	}
+	return storeName
 }
 
 var operations = []operation{
-	{"get100", "GetState 100 B", opGet, 100},
-	{"get4k", "GetState 4 KiB", opGet, 4096},
-	{"save100", "SaveState 100 B", opSave, 100},
-	{"save4k", "SaveState 4 KiB", opSave, 4096},
-	{"publish", "Publish 100 B", opPublish, 100},
-	{"invoke", "Invoke echo 100 B", opInvoke, 100},
+	{"get100", "GetState 100 B", opGet, 100, false},
+	{"getmem", "GetState 100 B in-memory", opGet, 100, true},
+	{"get4k", "GetState 4 KiB", opGet, 4096, false},
+	{"save100", "SaveState 100 B", opSave, 100, false},
+	{"save4k", "SaveState 4 KiB", opSave, 4096, false},
+	{"publish", "Publish 100 B", opPublish, 100, false},
+	{"invoke", "Invoke echo 100 B", opInvoke, 100, false},
 }
 
 // payload is a JSON document of exactly n bytes (Publish's default content
@@ -57,28 +68,29 @@ type callFn func(ctx context.Context) error
 func prepare(ctx context.Context, c *contender, op operation) (callFn, error) {
 	data := payload(op.size)
 	key := fmt.Sprintf("compare:%s:%s", c.key, op.key)
+	store := op.store()
 	var fn callFn
 	var check func(ctx context.Context) error
 	switch op.kind {
 	case opGet:
-		if err := c.api.saveState(ctx, key, data); err != nil {
+		if err := c.api.saveState(ctx, store, key, data); err != nil {
 			return nil, fmt.Errorf("%s: write the value read by %s: %w", c.name, op.name, err)
 		}
-		fn = func(ctx context.Context) error { _, err := c.api.getState(ctx, key); return err }
+		fn = func(ctx context.Context) error { _, err := c.api.getState(ctx, store, key); return err }
 		check = func(ctx context.Context) error {
-			v, err := c.api.getState(ctx, key)
+			v, err := c.api.getState(ctx, store, key)
 			if err == nil && !bytes.Equal(v, data) {
 				err = fmt.Errorf("read %d bytes, want the %d written", len(v), len(data))
 			}
 			return err
 		}
 	case opSave:
-		fn = func(ctx context.Context) error { return c.api.saveState(ctx, key, data) }
+		fn = func(ctx context.Context) error { return c.api.saveState(ctx, store, key, data) }
 		check = func(ctx context.Context) error {
 			if err := fn(ctx); err != nil {
 				return err
 			}
-			v, err := c.api.getState(ctx, key)
+			v, err := c.api.getState(ctx, store, key)
 			if err == nil && !bytes.Equal(v, data) {
 				err = fmt.Errorf("read back %d bytes, want the %d saved", len(v), len(data))
 			}
