@@ -46,7 +46,7 @@ test: verify build
 	scripts/test.sh
 
 bench: build
-	go run ./bench/compare -outrig bin/outrig
+	go run ./bench/compare -outrig bin/outrig $(BENCH_FLAGS)
 
 clean:
 	rm -rf bin

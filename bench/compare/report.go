@@ -221,7 +221,7 @@ func (r *report) markdown() string {
 	if len(r.cfg.sidecarEnv) > 0 {
 		w("Sidecar environment (Outrig and daprd alike): `%s`.\n\n", strings.Join(r.cfg.sidecarEnv, " "))
 	}
-	w("Command: `%s` (`make bench` runs `go run ./bench/compare -outrig bin/outrig` after `make build`).\n\n", strings.TrimSpace(m.Command))
+	w("Command: `%s` (`make bench` runs `go run ./bench/compare -outrig bin/outrig $(BENCH_FLAGS)` after `make build`).\n\n", strings.TrimSpace(m.Command))
 	if r.cfg.png != "" {
 		w("![latency p50/p99 and throughput at %d callers per contender and operation](%s)\n\n", refCallers, relImg(r.cfg.doc, r.cfg.png))
 	}
