@@ -390,7 +390,7 @@ func testCronBinding(t *testing.T) {
 			t.Errorf("event %d: name %q metadata %v, want the binding's name and readTimeUTC", i, e.Name, e.Metadata)
 		}
 		if i > 0 {
-			if gap := r.at[i].Sub(r.at[i-1]); gap < 500*time.Millisecond || gap > 2*time.Second {
+			if gap := r.at[i].Sub(r.at[i-1]); gap < 300*time.Millisecond || gap > 3*time.Second {
 				t.Errorf("events %d and %d %v apart, want about 1s", i-1, i, gap)
 			}
 		}

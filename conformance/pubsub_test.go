@@ -74,20 +74,10 @@ func TestPubSub(t *testing.T) {
 			}
 			e := startPSEnv(t, tg.comp, files)
 			s := &psSuite{psEnv: e, target: tg}
-			var wg sync.WaitGroup
-			start := func(c **outrig.Client, app string) {
-				defer wg.Done()
-				_, *c = e.sidecar(t, app)
-			}
-			wg.Add(4)
-			go start(&s.a, "conf-a-"+e.run)
-			go start(&s.b, "conf-b-"+e.run)
-			go start(&s.w[0], "conf-w-"+e.run)
-			go start(&s.w[1], "conf-w-"+e.run)
-			wg.Wait()
-			if t.Failed() {
-				t.FailNow()
-			}
+			_, s.a = e.sidecar(t, "conf-a-"+e.run)
+			_, s.b = e.sidecar(t, "conf-b-"+e.run)
+			_, s.w[0] = e.sidecar(t, "conf-w-"+e.run)
+			_, s.w[1] = e.sidecar(t, "conf-w-"+e.run)
 			t.Run("deliver-1000", s.testDeliver1000)
 			t.Run("retry-redelivers", s.testRetry)
 			t.Run("drop-not-redelivered", s.testDrop)
