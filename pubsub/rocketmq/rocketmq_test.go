@@ -14,6 +14,7 @@ import (
 	cpubsub "github.com/dapr/components-contrib/pubsub"
 	"github.com/dapr/kit/logger"
 	"github.com/google/go-cmp/cmp"
+	"go.uber.org/goleak"
 )
 
 // The tests below the table tests use the RocketMQ of scripts/backends.sh
@@ -250,5 +251,35 @@ func TestLateSubscriptionAndCancel(t *testing.T) {
 	m := inA2.get("after-cancel")
 	if m.Topic != a || m.ContentType == nil || *m.ContentType != "text/plain" || m.Metadata[MetaTag] != "blue" || m.Metadata[MetaShardingKey] != "k" {
 		t.Errorf("received %+v (content type %v), want topic %s, text/plain, tag blue, sharding key k", m, m.ContentType, a)
+	}
+}
+
+// Close stops every goroutine the component started (the reconciler and
+// the subscription watchers). rocketmq-client-go's own goroutines are not
+// checked: after a consumer's Shutdown some of them finish a sleep or a pull
+// first (its statistics goroutines sleep until the next minute, hour or
+// month before they see the shutdown).
+func TestCloseLeavesNoGoroutines(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent(),
+		goleak.IgnoreAnyFunction("github.com/apache/rocketmq-client-go/v2/primitive.WithRecover"),
+		goleak.IgnoreAnyFunction("github.com/apache/rocketmq-client-go/v2/consumer.(*pushConsumer).pullMessage"))
+	p := New(logger.NewLogger("test")).(*PubSub)
+	props := map[string]string{"nameServer": nameServer, "consumerID": unique("rmqtest"), "logLevel": "error"}
+	if err := p.Init(context.Background(), cpubsub.Metadata{Base: metadata.Base{Name: "mq", Properties: props}}); err != nil {
+		t.Fatalf("Init (run `scripts/backends.sh up rocketmq`): %v", err)
+	}
+	topic, missing := unique("rmqtest-leak"), unique("rmqtest-missing")
+	in := &inbox{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := p.Subscribe(ctx, cpubsub.SubscribeRequest{Topic: topic}, in.handler); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Subscribe(ctx, cpubsub.SubscribeRequest{Topic: missing}, in.handler); err != nil {
+		t.Fatal(err)
+	}
+	publishUntil(t, p, topic, "leak", in, 20*time.Second)
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
