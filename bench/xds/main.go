@@ -49,6 +49,7 @@ func run() error {
 	batch := flag.Int("batch", 250, "subscribers connected at a time")
 	profileDir := flag.String("profile-dir", "", "write the control plane's CPU profile (changes only) and heap profile per run here")
 	sharedWriteBuf := flag.Bool("shared-write-buffer", false, "run the control plane's gRPC server with grpc.SharedWriteBuffer(true) (default: as shipped)")
+	verbose := flag.Bool("v", false, "log every change (its own p50 and max)")
 	cpEnv := flag.String("cp-env", "", "extra environment of the control-plane process, comma-separated KEY=VALUE (e.g. GOMEMLIMIT=400MiB)")
 	flag.Parse()
 
@@ -63,7 +64,7 @@ func run() error {
 		modes: strings.Split(*modes, ","), services: *services, endpoints: *endpoints,
 		smallEndpoints: *small, components: *components, reps: *reps, client: *clientKind,
 		model: model, modelName: *modelName, timeout: *timeout, settle: *settle, batch: *batch,
-		profileDir: *profileDir, sharedWriteBuf: *sharedWriteBuf,
+		profileDir: *profileDir, sharedWriteBuf: *sharedWriteBuf, verbose: *verbose,
 	}
 	for _, kv := range strings.Split(*cpEnv, ",") {
 		if kv = strings.TrimSpace(kv); kv == "" {

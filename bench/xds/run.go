@@ -38,6 +38,7 @@ type config struct {
 	profileDir     string
 	sharedWriteBuf bool     // the control plane's gRPC server releases write buffers after each flush
 	cpEnv          []string // extra environment of the control-plane process
+	verbose        bool     // log every change
 }
 
 // Scenario names, in report order.
@@ -333,12 +334,18 @@ func (m *measurer) change(sr *scenarioResult, p probe, trigger func() error) err
 	if err != nil {
 		return err
 	}
+	var lat []time.Duration
 	for i := range c.lat {
 		if d := c.lat[i].Load(); d > 0 {
-			sr.lat = append(sr.lat, time.Duration(d))
+			lat = append(lat, time.Duration(d))
 		} else {
 			sr.missed++
 		}
+	}
+	sr.lat = append(sr.lat, lat...)
+	if m.cfg.verbose {
+		logf("  change %d: p50 %.1f ms, max %.1f ms, %s, control plane %.2f CPU s",
+			m.id, ms(pct(lat, 0.5)), ms(pct(lat, 1)), humanBytes(b1-b0), c1-c0)
 	}
 	sr.bytes = append(sr.bytes, b1-b0)
 	sr.cpu += c1 - c0
