@@ -1,6 +1,7 @@
 package shm
 
 import (
+	"context"
 	"errors"
 	"net"
 	"sync"
@@ -54,8 +55,9 @@ const (
 // on the critical path.
 //
 // Writers (send, cancelStream) may be called from any goroutine; they are
-// serialised by wmu. The segment is unmapped once, by the last reader, under
-// wmu.
+// serialised by the writer lock wlock, which a waiting writer gives up when
+// its context ends. The segment is unmapped once, by the last reader, under
+// wlock.
 type endpoint struct {
 	conn       *net.UnixConn
 	recv       receiver
@@ -65,8 +67,8 @@ type endpoint struct {
 	maxPartial int
 	spinMax    time.Duration
 
-	wmu      sync.Mutex
-	mem      []byte // nil once released
+	wlock    chan struct{} // writer lock: holding = a value sent
+	mem      []byte        // nil once released
 	tx       *producer
 	stateOff int // our liveness word in the header
 
@@ -117,6 +119,7 @@ func newEndpoint(conn *net.UnixConn, mem []byte, l layout, r role, recv receiver
 		spin:       spin,
 		mem:        mem,
 		partial:    make(map[uint64]*partialMsg),
+		wlock:      make(chan struct{}, 1),
 		spaceWake:  make(chan struct{}, 1),
 		done:       make(chan struct{}),
 		released:   make(chan struct{}),
@@ -138,8 +141,8 @@ func newEndpoint(conn *net.UnixConn, mem []byte, l layout, r role, recv receiver
 // putToken ends a turn of reader duties: it hands the token on, or, once
 // the endpoint has closed, releases the segment instead (the token is never
 // returned, so no reader can start again). The release runs on its own
-// goroutine because the reader may be a writer holding wmu, which release
-// takes.
+// goroutine because the reader may be a writer holding wlock, which
+// release takes.
 func (e *endpoint) putToken() {
 	select {
 	case <-e.done:
@@ -172,13 +175,13 @@ func (e *endpoint) closedErr() *Error {
 // release unmaps the segment; it runs once, on the last reader, after fail.
 func (e *endpoint) release() {
 	e.releaseOnce.Do(func() {
-		e.wmu.Lock()
+		e.wlock <- struct{}{} // waits for the writer holding it, which sees done
 		if e.mem != nil {
 			atomic.StoreUint32(word32(e.mem, e.stateOff), stateClosed)
 			_ = unmap(e.mem)
 			e.mem, e.tx, e.rx, e.txHead = nil, nil, nil, nil
 		}
-		e.wmu.Unlock()
+		<-e.wlock
 		e.partial = nil
 		e.recv.onClose(e.err)
 		close(e.released)
@@ -276,3 +279,37 @@ func (e *endpoint) deliver(h FrameHeader, p []byte) error {
 	first.Flags |= FlagEnd
 	return e.recv.onMessage(first, pm.buf)
 }
+
+// lockW takes the writer lock, giving up when ctx (nil = never) ends or the
+// endpoint closes; then it returns that error and holds nothing.
+func (e *endpoint) lockW(ctx context.Context) error {
+	select {
+	case e.wlock <- struct{}{}:
+		return nil
+	default:
+	}
+	var ctxDone <-chan struct{}
+	if ctx != nil {
+		ctxDone = ctx.Done()
+	}
+	select {
+	case e.wlock <- struct{}{}:
+		return nil
+	case <-ctxDone:
+		return ctx.Err()
+	case <-e.done:
+		return e.err
+	}
+}
+
+// tryLockW takes the writer lock if it is free.
+func (e *endpoint) tryLockW() bool {
+	select {
+	case e.wlock <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (e *endpoint) unlockW() { <-e.wlock }

@@ -121,12 +121,14 @@ func Listen(socketPath string, opts ServerOptions) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("shm: listen %s: %w", socketPath, err)
 	}
-	return &Server{
+	s := &Server{
 		ln:    ln,
 		opts:  opts,
 		conns: make(map[*serverConn]struct{}),
 		raw:   make(map[*net.UnixConn]struct{}),
-	}, nil
+	}
+	s.costs.fastBelow.Store(int64(inlineMax))
+	return s, nil
 }
 
 // Addr returns the socket path.

@@ -10,12 +10,13 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// Inline dispatch. Starting a goroutine per request costs, on an idle
-// machine, a wake-up of another OS thread, which measured here as the
-// largest single cost of a round trip. So the reader runs the handler of the
-// last request of a batch itself when that method has been fast (average
-// under inlineMax), and starts goroutines for the others. While it runs a
-// handler nobody reads requests. Two things hand the reader duties to a new
+// Inline dispatch. Handing a request to another goroutine costs a wake-up
+// of another OS thread, which measured here as the largest single cost of a
+// round trip. So the goroutine that read a batch runs the handler of its
+// last request itself, and starts goroutines for the others. If that
+// method's handlers have been slow (average over inlineMax), it first hands
+// the reader duties to a new goroutine. If they have been fast, it keeps
+// them and nobody reads requests while the handler runs. Two things hand the reader duties to a new
 // goroutine ("rescue") when that matters: a handler of this connection that
 // must wait for ring space (the reader would free it), and a watchdog that
 // ticks every watchEvery while inline handlers run and rescues one that has
@@ -33,18 +34,23 @@ const (
 
 // methodCosts tracks the average handler duration per method id (ns,
 // exponentially weighted, updates may race and lose one sample).
-type methodCosts [costSlots]atomic.Int64
+type methodCosts struct {
+	avg [costSlots]atomic.Int64
+	// fastBelow is the average under which a method counts as fast
+	// (inlineMax; tests change it).
+	fastBelow atomic.Int64
+}
 
 func (m *methodCosts) fast(method uint16) bool {
-	return int(method) < costSlots && time.Duration(m[method].Load()) < inlineMax
+	return int(method) < costSlots && m.avg[method].Load() < m.fastBelow.Load()
 }
 
 func (m *methodCosts) record(method uint16, d time.Duration) {
 	if int(method) >= costSlots {
 		return
 	}
-	old := m[method].Load()
-	m[method].Store(old + (int64(d)-old)/8)
+	old := m.avg[method].Load()
+	m.avg[method].Store(old + (int64(d)-old)/8)
 }
 
 // serverConn is one established connection on the server.
@@ -119,6 +125,15 @@ func (sc *serverConn) serve() {
 		}
 		j := sc.next
 		sc.next, sc.hasNext = job{}, false
+		if !sc.s.costs.fast(j.h.Method) {
+			// A slow handler (one waiting on Redis, say): hand the reader
+			// duties to a new goroutine and run the handler here, on the
+			// thread the kernel woke, rather than the other way round —
+			// the new reader is not on anybody's critical path.
+			go sc.serve()
+			sc.run(j)
+			return
+		}
 		sc.vacant.Store(true)
 		sc.inlineRuns.Add(1)
 		sc.inlineStart.Store(time.Now().UnixNano())
@@ -190,7 +205,8 @@ func (sc *serverConn) freeSlot() {
 }
 
 // onMessage dispatches a complete request (reader) in the slot reserve
-// took: the newest fast request waits to run inline, others get goroutines.
+// took: the newest request waits to run inline, earlier ones of the same
+// batch get goroutines.
 // When every slot is taken the reader stops reading requests, so the
 // request ring fills and the client waits (back-pressure).
 func (sc *serverConn) onMessage(h FrameHeader, payload []byte) error {
@@ -220,11 +236,7 @@ func (sc *serverConn) onMessage(h FrameHeader, payload []byte) error {
 		go sc.run(sc.next)
 		sc.next, sc.hasNext = job{}, false
 	}
-	if sc.s.costs.fast(h.Method) {
-		sc.next, sc.hasNext = j, true
-	} else {
-		go sc.run(j)
-	}
+	sc.next, sc.hasNext = j, true
 	return nil
 }
 

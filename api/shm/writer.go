@@ -12,9 +12,11 @@ import (
 // returned (cancelOnAbort; otherwise the message is completed).
 func (e *endpoint) send(ctx context.Context, h FrameHeader, payload []byte, cancelOnAbort bool) error {
 	chunk := int(e.maxFrame) - FrameHeaderSize
-	e.wmu.Lock()
+	if err := e.lockW(ctx); err != nil {
+		return err
+	}
 	if e.mem == nil {
-		e.wmu.Unlock()
+		e.unlockW()
 		return e.closedErr()
 	}
 	sent := false
@@ -41,16 +43,16 @@ func (e *endpoint) send(ctx context.Context, h FrameHeader, payload []byte, canc
 		}
 		if err := e.waitSpace(wctx, e.tx.footprint(uint32(FrameHeaderSize+n))); err != nil {
 			if sent && wctx != nil && wctx.Err() != nil {
-				// Hand our hold of wmu to a goroutine that ends the stream.
+				// Hand our hold of the writer lock to a goroutine that ends the stream.
 				go e.finishCancel(FrameHeader{Method: h.Method, Flags: FlagCancel | FlagEnd, Stream: h.Stream})
 				return err
 			}
-			e.wmu.Unlock()
+			e.unlockW()
 			return err
 		}
 	}
 	wake := e.tx.takeConsumerParked()
-	e.wmu.Unlock()
+	e.unlockW()
 	if wake {
 		e.ring(doorbellData)
 	}
@@ -60,20 +62,21 @@ func (e *endpoint) send(ctx context.Context, h FrameHeader, payload []byte, canc
 // cancelStream sends a CANCEL frame for a stream without blocking the caller.
 func (e *endpoint) cancelStream(method uint16, stream uint64) {
 	cf := FrameHeader{Method: method, Flags: FlagCancel | FlagEnd, Stream: stream}
-	if !e.wmu.TryLock() {
+	if !e.tryLockW() {
 		go func() {
-			e.wmu.Lock()
-			e.finishCancel(cf)
+			if e.lockW(nil) == nil {
+				e.finishCancel(cf)
+			}
 		}()
 		return
 	}
 	if e.mem == nil {
-		e.wmu.Unlock()
+		e.unlockW()
 		return
 	}
 	if e.tx.tryPut(cf, nil) {
 		wake := e.tx.takeConsumerParked()
-		e.wmu.Unlock()
+		e.unlockW()
 		if wake {
 			e.ring(doorbellData)
 		}
@@ -82,13 +85,13 @@ func (e *endpoint) cancelStream(method uint16, stream uint64) {
 	go e.finishCancel(cf)
 }
 
-// finishCancel runs with wmu held and writes cf once space allows or the
-// endpoint closes; it unlocks wmu.
+// finishCancel runs with the writer lock held and writes cf once space
+// allows or the endpoint closes; it unlocks.
 func (e *endpoint) finishCancel(cf FrameHeader) {
 	for e.mem != nil {
 		if e.tx.tryPut(cf, nil) {
 			wake := e.tx.takeConsumerParked()
-			e.wmu.Unlock()
+			e.unlockW()
 			if wake {
 				e.ring(doorbellData)
 			}
@@ -98,10 +101,10 @@ func (e *endpoint) finishCancel(cf FrameHeader) {
 			break
 		}
 	}
-	e.wmu.Unlock()
+	e.unlockW()
 }
 
-// waitSpace waits, holding wmu, until need bytes are free in the produced
+// waitSpace waits, holding the writer lock, until need bytes are free in the produced
 // ring: it spins for e.spin, then parks until a SPACE doorbell (SPEC.md §6.4).
 func (e *endpoint) waitSpace(ctx context.Context, need uint64) error {
 	var ctxDone <-chan struct{}
@@ -125,7 +128,16 @@ func (e *endpoint) waitSpace(ctx context.Context, need uint64) error {
 		select {
 		case <-e.spaceWake:
 		case <-e.token: // client: nobody reads the socket, so we do
-			_ = e.readTurn(ctx, func() bool { return e.tx.fits(need) })
+			_ = e.readTurn(ctx, func() bool {
+				// Re-announce the wait each time: a SPACE doorbell
+				// consumed the flag, and the space it announced may not
+				// be enough yet (SPEC.md §6.4).
+				if e.tx.fits(need) {
+					return true
+				}
+				e.tx.park()
+				return e.tx.fits(need)
+			})
 		case <-ctxDone:
 			e.tx.unpark()
 			return ctx.Err()
