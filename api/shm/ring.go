@@ -6,7 +6,7 @@ import (
 )
 
 // ringCtl addresses one ring of a mapped segment: its data area and the
-// control words of both sides (SPEC.md §3.2, §4).
+// control words of both sides (SPEC.md §3.3, §4).
 type ringCtl struct {
 	data           []byte
 	size           uint64

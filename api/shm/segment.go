@@ -45,7 +45,7 @@ const (
 	offRespConsumerParked = 0x208
 )
 
-// Ring size limits (SPEC.md §3.3).
+// Ring size limits (SPEC.md §3.2).
 const (
 	MinRingSize     = 4 << 10
 	MaxRingSize     = 64 << 20
