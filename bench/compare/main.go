@@ -69,7 +69,7 @@ type config struct {
 func run() error {
 	quick := flag.Bool("quick", false, "smoke run (~2 min): 1 round, 2,000 calls, 0.5 s per load level; does not touch docs unless -doc/-png are given")
 	rounds := flag.Int("rounds", 3, "rounds; each contender runs every operation once per round, in rotating order")
-	calls := flag.Int("calls", 20000, "sequential calls recorded per contender, operation and round (after -warm)")
+	calls := flag.Int("calls", 10000, "sequential calls recorded per contender, operation and round (after -warm); the latency percentiles come from all rounds' calls together")
 	warm := flag.Int("warm", 500, "sequential warm-up calls, not recorded")
 	callers := flag.String("callers", "16,64", "concurrent caller counts of the throughput runs (1 caller is the sequential run)")
 	loadTime := flag.Duration("load-time", time.Second, "measured time of each throughput run")
@@ -102,7 +102,7 @@ func run() error {
 			cfg.rounds = 1
 		}
 		if !set["calls"] {
-			cfg.calls = 2000
+			cfg.calls = 3000
 		}
 		if !set["warm"] {
 			cfg.warm = 200
@@ -118,6 +118,9 @@ func run() error {
 		}
 	}
 	cfg.sidecarEnv = strings.Fields(*sidecarEnv)
+	if n := cfg.rounds * cfg.calls; n < 20000 && !cfg.quick {
+		progress("note: %d rounds × %d calls = %d recorded calls per contender and operation, fewer than the 20,000 of issue 6", cfg.rounds, cfg.calls, n)
+	}
 	if cfg.rounds < 1 || cfg.calls < 1 || cfg.warm < 0 || cfg.loadTime <= 0 {
 		return errors.New("-rounds and -calls must be ≥ 1, -warm ≥ 0, -load-time > 0")
 	}
@@ -269,6 +272,7 @@ func measureOne(ctx context.Context, cfg config, c *contender, op operation, fn 
 	us := func(v int64) float64 { return float64(v) / 1e3 }
 	s.P50, s.P90 = us(seq.hist.ValueAtQuantile(50)), us(seq.hist.ValueAtQuantile(90))
 	s.P99, s.P999 = us(seq.hist.ValueAtQuantile(99)), us(seq.hist.ValueAtQuantile(99.9))
+	s.hist = seq.hist
 	s.SeqOps = float64(seq.calls) / seq.elapsed.Seconds()
 	if len(pids) > 0 {
 		s.SeqCPU = seq.cpu / float64(seq.calls) * 1e6

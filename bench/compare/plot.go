@@ -42,7 +42,7 @@ func writePlot(path string, r *report) error {
 	c := &canvas{img: image.NewRGBA(image.Rect(0, 0, w, h))}
 	c.fill(0, 0, w, h, white)
 	c.text(20, 12, "SIDECAR VS DIRECT ACCESS VS DAPR", 2, black)
-	c.text(20, 36, fmt.Sprintf("%s  %s  %d VCPU  LOAD AT START %s, AT END %s  MEDIANS OF %d ROUND(S)",
+	c.text(20, 36, fmt.Sprintf("%s  %s  %d VCPU  LOAD AT START %s, AT END %s  %d ROUND(S)",
 		r.meta.Start.UTC().Format("2006-01-02 15:04 UTC"), r.meta.Machine, r.meta.CPUs, r.meta.LoadStart, r.meta.LoadEnd, r.cfg.rounds), 1, black)
 	c.text(20, 52, fmt.Sprintf("TOP: SEQUENTIAL LATENCY IN US (LOG SCALE), P50 SOLID, P99 LIGHT. BOTTOM: CALLS/S WITH %d CONCURRENT CALLERS.", refCallers), 1, black)
 	x := 20

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
 )
 
 // sample is one contender on one operation in one round. Latencies in µs,
@@ -31,6 +33,9 @@ type sample struct {
 	Anon      float64
 	Errors    int64
 	Load1     float64
+	// hist is the round's sequential latency histogram (ns), merged over
+	// rounds for the percentiles.
+	hist *hdrhistogram.Histogram
 }
 
 func (s sample) loadLine() string {
@@ -145,10 +150,17 @@ func aggregate(ss []sample) *agg {
 	}
 	a := &agg{rounds: len(ss)}
 	a.Op, a.Contender = ss[0].Op, ss[0].Contender
-	a.P50 = field(func(s sample) float64 { return s.P50 })
-	a.P90 = field(func(s sample) float64 { return s.P90 })
-	a.P99 = field(func(s sample) float64 { return s.P99 })
-	a.P999 = field(func(s sample) float64 { return s.P999 })
+	// Latency percentiles over every round's recorded calls together (a
+	// p99.9 needs many calls); the per-round p50s show the drift.
+	h := hdrhistogram.New(1, int64(callTimeout), 3)
+	for _, s := range ss {
+		if s.hist != nil {
+			h.Merge(s.hist)
+		}
+	}
+	us := func(q float64) float64 { return float64(h.ValueAtQuantile(q)) / 1e3 }
+	a.P50, a.P90, a.P99, a.P999 = us(50), us(90), us(99), us(99.9)
+
 	a.SeqOps = field(func(s sample) float64 { return s.SeqOps })
 	a.SeqCPU = field(func(s sample) float64 { return s.SeqCPU })
 	a.RSS = field(func(s sample) float64 { return s.RSS })
@@ -207,11 +219,12 @@ func (r *report) markdown() string {
 	w("\"GetState 100 B in-memory\" is the same call on a `state.in-memory` store in each sidecar: the sidecar path without ")
 	w("Redis (it has no direct row).\n\n")
 	w("How: per contender, operation and round, %d unrecorded warm-up calls, then %d sequential calls recorded in an HDR ", r.cfg.warm, r.cfg.calls)
-	w("histogram (latency; the \"1 caller\" throughput is this run's), then %s callers calling back to back for %v each ", joinInts(r.cfg.callers), r.cfg.loadTime)
+	w("histogram (the \"1 caller\" throughput is this run's; the latency percentiles are those of all rounds' %d calls together), ", r.cfg.calls*r.cfg.rounds)
+	w("then %s callers calling back to back for %v each ", joinInts(r.cfg.callers), r.cfg.loadTime)
 	w("(after %v unmeasured). Sidecar CPU is utime+stime from `/proc/<pid>/stat` around the %d-caller window, divided by its ", r.cfg.loadWarm, refCallers)
 	w("calls (both sidecars for Invoke); memory is the peak of `VmRSS` and `RssAnon` of the caller's sidecar sampled every ")
 	w("100 ms during the throughput runs. %d round(s); in each, every contender runs every operation once, the order rotating ", r.cfg.rounds)
-	w("per round and operation; the figures are medians over rounds, and \"p50 by round\" shows the drift.\n\n")
+	w("per round and operation; throughput, CPU and memory are medians over rounds, and \"p50 by round\" shows the drift.\n\n")
 	if len(m.RoundLoads) > 0 {
 		w("1-minute load average at the start of each round: %s. ", strings.Join(m.RoundLoads, ", "))
 	}

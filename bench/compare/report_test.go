@@ -3,6 +3,8 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
 )
 
 func TestReplaceSectionKeepsTheRestOfTheFile(t *testing.T) {
@@ -89,5 +91,30 @@ func TestAreaOf(t *testing.T) {
 		if got := areaOf(c.kernel, c.sym); got != c.want {
 			t.Errorf("areaOf(%v, %q) = %q, want %q", c.kernel, c.sym, got, c.want)
 		}
+	}
+}
+
+func TestAggregateMergesLatencyAndTakesMediansOfTheRest(t *testing.T) {
+	var ss []sample
+	for r, base := range []int64{100, 200, 300} { // µs
+		h := hdrhistogram.New(1, int64(callTimeout), 3)
+		for i := range int64(1000) {
+			_ = h.RecordValue((base + i%10) * 1000)
+		}
+		ss = append(ss, sample{Round: r + 1, P50: float64(base), hist: h,
+			Ops: map[int]float64{16: float64(1000 * (r + 1))}, CPU: map[int]float64{16: float64(10 * (3 - r))}})
+	}
+	a := aggregate(ss)
+	if a.P50 < 199 || a.P50 > 211 { // the middle third of 3000 calls
+		t.Errorf("merged p50 = %v µs, want about 200-210", a.P50)
+	}
+	if a.P999 < 300 {
+		t.Errorf("merged p99.9 = %v µs, want in the slowest round's range", a.P999)
+	}
+	if a.Ops[16] != 2000 || a.CPU[16] != 20 {
+		t.Errorf("medians: ops %v cpu %v, want 2000 and 20", a.Ops[16], a.CPU[16])
+	}
+	if got := joinFloats(a.p50s); got != "100 / 200 / 300" {
+		t.Errorf("p50 by round = %q", got)
 	}
 }
