@@ -24,9 +24,9 @@ func atMost(target string, v, limit float64, unit string) verdict {
 // ratioAtMost checks v/ref ≤ max.
 func ratioAtMost(target string, v, ref, maxRatio float64, what string) verdict {
 	q := v / ref
-	d := verdict{target: target, measured: fmt.Sprintf("%s %.2f vs daprd %.2f: %.2f×", what, v, ref, q), met: q <= maxRatio}
+	d := verdict{target: target, measured: fmt.Sprintf("%s %.1f vs daprd %.1f: %.3f×", what, v, ref, q), met: q <= maxRatio}
 	if !d.met {
-		d.miss = fmt.Sprintf("%.2f× instead of ≤ %.2f× (%.0f%% too high)", q, maxRatio, (q/maxRatio-1)*100)
+		d.miss = fmt.Sprintf("%.3f× instead of ≤ %.3f× (%.0f%% too high)", q, maxRatio, (q/maxRatio-1)*100)
 	}
 	return d
 }
