@@ -112,6 +112,9 @@ func (c *canvas) latencyBars(x0, y0, x1, y1 int, title string, keys []string, p5
 	}
 	slot := (x1 - x0) / len(keys)
 	for i, k := range keys {
+		if p50[i] == 0 {
+			continue // not measured (no direct row on the in-memory store)
+		}
 		bx, bw := x0+i*slot+slot/8, slot*3/4
 		col := contenderColor[k]
 		c.fill(bx, py(p99[i]), bx+bw, y1, lighter(col))
@@ -146,6 +149,9 @@ func (c *canvas) bars(x0, y0, x1, y1 int, title string, keys []string, v []float
 	}
 	slot := (x1 - x0) / len(keys)
 	for i, k := range keys {
+		if v[i] == 0 {
+			continue
+		}
 		bx, bw := x0+i*slot+slot/8, slot*3/4
 		c.fill(bx, py(v[i]), bx+bw, y1, contenderColor[k])
 		l := shortNum(v[i])
