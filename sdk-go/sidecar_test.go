@@ -296,13 +296,24 @@ func newTestClient(t *testing.T, opts ...Option) (*Client, *testServer) {
 
 // checkNoLeaks fails the test if goroutines running SDK code (or this test
 // file's server code) outlive it. Call it first, so that its cleanup runs
-// after every other cleanup (servers stopped, clients closed).
+// after every other cleanup (servers stopped, clients closed). Goroutines
+// that were already running when it was called (TestMain's example
+// sidecar client, which serves for the whole run) are not the test's.
 func checkNoLeaks(t *testing.T) {
 	t.Helper()
+	before := map[string]bool{}
+	for _, g := range sdkGoroutines() {
+		before[goroutineID(g)] = true
+	}
 	t.Cleanup(func() {
 		var leaked []string
 		for deadline := time.Now().Add(3 * time.Second); ; {
-			leaked = sdkGoroutines()
+			leaked = leaked[:0]
+			for _, g := range sdkGoroutines() {
+				if !before[goroutineID(g)] {
+					leaked = append(leaked, g)
+				}
+			}
 			if len(leaked) == 0 || time.Now().After(deadline) {
 				break
 			}
@@ -312,6 +323,12 @@ func checkNoLeaks(t *testing.T) {
 			t.Errorf("%d goroutine(s) leaked:\n%s", len(leaked), strings.Join(leaked, "\n\n"))
 		}
 	})
+}
+
+// goroutineID is the "goroutine N" header of one goroutine's stack dump.
+func goroutineID(stack string) string {
+	head, _, _ := strings.Cut(stack, " [")
+	return head
 }
 
 func sdkGoroutines() []string {
