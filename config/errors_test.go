@@ -34,7 +34,7 @@ spec:
   targets: [{kind: invoke, name: orders}]
   rateLimit:
     rate: 5
-    rte: 6`, []wantErr{{9, "spec.rateLimit.rte", `unknown field "rte" (known: rate, burst, scope, redisComponent)`}}},
+    rte: 6`, []wantErr{{9, "spec.rateLimit.rte", `unknown field "rte" (known: rate, burst, scope, redisComponent, per)`}}},
 		{"missing apiVersion and kind", `
 metadata: {name: x}`, []wantErr{{2, "apiVersion", "required"}, {2, "kind", "required"}}},
 		{"unknown apiVersion", `

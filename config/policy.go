@@ -80,6 +80,7 @@ func (d *doc) rateLimit(path string, n *yaml.Node) *configv1.RateLimit {
 		{"burst", func(p string, v *yaml.Node) { r.Burst = d.int32(p, v) }},
 		{"scope", func(p string, v *yaml.Node) { r.Scope = d.str(p, v) }},
 		{"redisComponent", func(p string, v *yaml.Node) { r.RedisComponent = d.str(p, v) }},
+		{"per", func(p string, v *yaml.Node) { r.Per = d.str(p, v) }},
 	})
 	return r
 }

@@ -12,6 +12,7 @@ var (
 	targetKinds   = []string{"invoke", "state", "pubsub", "binding"}
 	lbPolicies    = []string{"round_robin", "p2c", "least_connections", "hrw", "ring_hash"}
 	rateScopes    = []string{"local", "cluster"}
+	ratePers      = []string{"method", "policy"}
 	adaptiveAlgos = []string{"gradient2", "bbr"}
 	// grpcCodes are the gRPC status code names that may be retried (OK is not
 	// an error).
@@ -136,6 +137,9 @@ func validateRateLimit(errs *errorList, r *configv1.RateLimit) {
 	scope := r.GetScope()
 	if scope != "" {
 		oneOf(errs, p+"scope", scope, rateScopes)
+	}
+	if per := r.GetPer(); per != "" {
+		oneOf(errs, p+"per", per, ratePers)
 	}
 	switch {
 	case scope == "cluster" && r.GetRedisComponent() == "":

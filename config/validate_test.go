@@ -139,6 +139,10 @@ func TestValidatePolicy(t *testing.T) {
 		{"redis component without cluster scope", func(p *configv1.Policy) {
 			p.RateLimit = &configv1.RateLimit{Rate: 1, RedisComponent: "redis"}
 		}, []wantErr{{field: "spec.rateLimit.redisComponent", msg: `only used with scope cluster, got "redis" with scope "local"`}}},
+		{"rate limit per caller is not a thing", func(p *configv1.Policy) {
+			p.RateLimit = &configv1.RateLimit{Rate: 1, Per: "caller"}
+		}, []wantErr{{field: "spec.rateLimit.per", msg: `must be one of method, policy, got "caller"`}}},
+		{"rate limit per policy", func(p *configv1.Policy) { p.RateLimit = &configv1.RateLimit{Rate: 1, Per: "policy"} }, nil},
 		{"retry of OK", func(p *configv1.Policy) { p.Retry = &configv1.Retry{MaxAttempts: 1, RetryableCodes: []string{"OK"}} },
 			[]wantErr{{field: "spec.retry.retryableCodes[0]", msg: `got "OK"`}}},
 		{"timeout without duration is fine", func(p *configv1.Policy) { p.Timeout = &configv1.Timeout{} }, nil},

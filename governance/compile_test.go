@@ -122,6 +122,42 @@ func TestCallersShareTheMethodState(t *testing.T) {
 	}
 }
 
+// A rate limit per policy is one budget for every method the policy
+// matches (the ZooKeeper write limit: Set, Delete and Transaction together);
+// per method (the default) each method has its own.
+func TestRateLimitPerPolicySharesOneBucket(t *testing.T) {
+	ctx := context.Background()
+	writes := func(per string) *configv1.Policy {
+		p := pol("zk-writes", tgt("state", "zk", "Set", ""), tgt("state", "zk", "Delete", ""), tgt("state", "zk", "Transaction", ""))
+		p.RateLimit = &configv1.RateLimit{Rate: 1, Burst: 3, Per: per}
+		return p
+	}
+	admitted := func(tb *Table) (n int) {
+		for _, m := range []string{"Set", "Delete", "Transaction", "Set", "Delete", "Transaction"} {
+			if _, err := tb.Lookup("state", "zk", m, "").Enter(ctx); err == nil {
+				n++
+			} else if !errors.Is(err, errkind.ErrResourceExhausted) {
+				t.Fatalf("%s: %v, want admitted or rate limited", m, err)
+			}
+		}
+		return n
+	}
+	if n := admitted(compile(t, nil, Deps{Clock: clock.NewFake()}, writes("policy"))); n != 3 {
+		t.Fatalf("per policy: %d of 6 writes admitted, want 3 (one bucket of 3)", n)
+	}
+	if n := admitted(compile(t, nil, Deps{Clock: clock.NewFake()}, writes(""))); n != 6 {
+		t.Fatalf("per method: %d of 6 writes admitted, want 6 (a bucket of 3 each)", n)
+	}
+	tb := compile(t, nil, Deps{Clock: clock.NewFake()}, writes("policy"))
+	if tb.Lookup("state", "zk", "Get", "").Noop() == false {
+		t.Fatal("Get matched the write policy")
+	}
+	bad := writes("caller")
+	if _, err := Compile([]*configv1.Policy{bad}, nil, Deps{}); err == nil || !strings.Contains(err.Error(), "per") {
+		t.Fatalf("per: caller accepted or error does not name the field: %v", err)
+	}
+}
+
 // A config push that changes another policy keeps this policy's state; a
 // change of this policy resets it.
 func TestRecompileCarriesStateOfUnchangedPolicies(t *testing.T) {

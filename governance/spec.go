@@ -45,6 +45,7 @@ type spec struct {
 type rateSpec struct {
 	rate      float64
 	burst     int
+	perPolicy bool // one bucket for every chain of the policy
 	cluster   bool
 	component string
 	client    redis.Scripter
@@ -201,6 +202,13 @@ func parseRate(r *configv1.RateLimit, deps Deps, skipRedis bool) (*rateSpec, err
 	}
 	if _, err := ratelimit.NewBucket(rs.rate, rs.burst); err != nil {
 		return nil, err
+	}
+	switch r.GetPer() {
+	case "", "method":
+	case "policy":
+		rs.perPolicy = true
+	default:
+		return nil, errkind.InvalidArgument("per", "must be method or policy, got %q", r.GetPer())
 	}
 	switch r.GetScope() {
 	case "", "local":

@@ -795,8 +795,12 @@ type RateLimit struct {
 	// For cluster scope: a state.redis component whose server holds the
 	// shared limiter state.
 	RedisComponent string `protobuf:"bytes,4,opt,name=redis_component,json=redisComponent,proto3" json:"redis_component,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// What one bucket covers: method (default: each (kind, name, method) the
+	// policy matches has its own bucket) or policy (one bucket shared by every
+	// call the policy matches, e.g. all writes to a store together).
+	Per           string `protobuf:"bytes,5,opt,name=per,proto3" json:"per,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RateLimit) Reset() {
@@ -853,6 +857,13 @@ func (x *RateLimit) GetScope() string {
 func (x *RateLimit) GetRedisComponent() string {
 	if x != nil {
 		return x.RedisComponent
+	}
+	return ""
+}
+
+func (x *RateLimit) GetPer() string {
+	if x != nil {
+		return x.Per
 	}
 	return ""
 }
@@ -1496,12 +1507,13 @@ const file_outrig_config_v1_config_proto_rawDesc = "" +
 	"\x06jitter\x18\x05 \x01(\x01R\x06jitter\x12'\n" +
 	"\x0fretryable_codes\x18\x06 \x03(\tR\x0eretryableCodes\x12!\n" +
 	"\fbudget_ratio\x18\a \x01(\x01R\vbudgetRatio\x123\n" +
-	"\x16min_retries_per_second\x18\b \x01(\x01R\x13minRetriesPerSecond\"t\n" +
+	"\x16min_retries_per_second\x18\b \x01(\x01R\x13minRetriesPerSecond\"\x86\x01\n" +
 	"\tRateLimit\x12\x12\n" +
 	"\x04rate\x18\x01 \x01(\x01R\x04rate\x12\x14\n" +
 	"\x05burst\x18\x02 \x01(\x05R\x05burst\x12\x14\n" +
 	"\x05scope\x18\x03 \x01(\tR\x05scope\x12'\n" +
-	"\x0fredis_component\x18\x04 \x01(\tR\x0eredisComponent\"\xb1\x01\n" +
+	"\x0fredis_component\x18\x04 \x01(\tR\x0eredisComponent\x12\x10\n" +
+	"\x03per\x18\x05 \x01(\tR\x03per\"\xb1\x01\n" +
 	"\rAdaptiveLimit\x12\x1c\n" +
 	"\talgorithm\x18\x01 \x01(\tR\talgorithm\x12#\n" +
 	"\rinitial_limit\x18\x02 \x01(\x05R\finitialLimit\x12\x1b\n" +
