@@ -24,6 +24,7 @@ import (
 
 	"github.com/outrig/outrig/ackstream"
 	"github.com/outrig/outrig/errkind"
+	"github.com/outrig/outrig/internal/deadline"
 )
 
 // Output is an output binding.
@@ -55,7 +56,11 @@ func (o *Output) Invoke(ctx context.Context, op string, data []byte, md map[stri
 	if !slices.Contains(o.ops, cbindings.OperationKind(op)) {
 		return nil, nil, errkind.InvalidArgument("operation", "binding %q (%s) offers %v, not %q", o.name, o.typ, o.Operations(), op)
 	}
-	resp, err := o.impl.Invoke(ctx, &cbindings.InvokeRequest{Data: data, Metadata: md, Operation: cbindings.OperationKind(op)})
+	// Bounded by ctx's deadline: contrib's Kafka binding, for one, sends
+	// without watching its context.
+	resp, err := deadline.Within(ctx, "binding "+o.name+" "+op, func(ctx context.Context) (*cbindings.InvokeResponse, error) {
+		return o.impl.Invoke(ctx, &cbindings.InvokeRequest{Data: data, Metadata: md, Operation: cbindings.OperationKind(op)})
+	})
 	if err != nil {
 		if errkind.Classified(err) {
 			return nil, nil, fmt.Errorf("binding %q %s: %w", o.name, op, err)

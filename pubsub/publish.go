@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/outrig/outrig/errkind"
+	"github.com/outrig/outrig/internal/deadline"
 )
 
 // ContentTypeCloudEvent is the content type of a CloudEvents JSON envelope.
@@ -117,7 +118,7 @@ func (p *PubSub) Publish(ctx context.Context, m Message) error {
 		return err
 	}
 	req := &cpubsub.PublishRequest{Data: data, PubsubName: p.name, Topic: m.Topic, Metadata: componentMetadata(m.Metadata), ContentType: &ct}
-	_, err = withinDeadline(ctx, "publish", func(ctx context.Context) (struct{}, error) { return struct{}{}, p.impl.Publish(ctx, req) })
+	_, err = deadline.Within(ctx, "publish", func(ctx context.Context) (struct{}, error) { return struct{}{}, p.impl.Publish(ctx, req) })
 	return p.wrap("publish", m.Topic, err)
 }
 
@@ -158,7 +159,7 @@ func (p *PubSub) BulkPublish(ctx context.Context, topic string, entries []BulkEn
 	failed := map[string]error{}
 	if bp, ok := p.impl.(cpubsub.BulkPublisher); ok {
 		req := &cpubsub.BulkPublishRequest{Entries: msgs, PubsubName: p.name, Topic: topic, Metadata: componentMetadata(md)}
-		resp, err := withinDeadline(ctx, "bulk publish", func(ctx context.Context) (cpubsub.BulkPublishResponse, error) {
+		resp, err := deadline.Within(ctx, "bulk publish", func(ctx context.Context) (cpubsub.BulkPublishResponse, error) {
 			return bp.BulkPublish(ctx, req)
 		})
 		for _, f := range resp.FailedEntries {
@@ -172,7 +173,7 @@ func (p *PubSub) BulkPublish(ctx context.Context, topic string, entries []BulkEn
 	for _, m := range msgs {
 		ct := m.ContentType
 		req := &cpubsub.PublishRequest{Data: m.Event, PubsubName: p.name, Topic: topic, Metadata: mergeMD(componentMetadata(md), m.Metadata), ContentType: &ct}
-		_, err := withinDeadline(ctx, "publish", func(ctx context.Context) (struct{}, error) { return struct{}{}, p.impl.Publish(ctx, req) })
+		_, err := deadline.Within(ctx, "publish", func(ctx context.Context) (struct{}, error) { return struct{}{}, p.impl.Publish(ctx, req) })
 		if err != nil {
 			failed[m.EntryId] = p.wrap("publish", topic, err)
 		}

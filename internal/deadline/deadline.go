@@ -1,4 +1,6 @@
-package pubsub
+// Package deadline bounds component calls by the caller's deadline, for
+// components that do not watch their context.
+package deadline
 
 import (
 	"context"
@@ -18,7 +20,7 @@ const (
 	maxMargin = 250 * time.Millisecond
 )
 
-// withinDeadline runs call, a component call, but does not wait for it past
+// Within runs call, a component call, but does not wait for it past
 // ctx: some components do not watch their context (components-contrib's
 // Kafka producer retries for seconds against a broker that went away, its
 // RocketMQ producer sends with a timeout of its own). When ctx has a
@@ -28,7 +30,7 @@ const (
 // discarded when it comes (an event it publishes late is still delivered:
 // delivery is at least once). When ctx is cancelled first, the result is
 // ctx's error. Without a deadline call runs on the caller's goroutine.
-func withinDeadline[T any](ctx context.Context, what string, call func(context.Context) (T, error)) (T, error) {
+func Within[T any](ctx context.Context, what string, call func(context.Context) (T, error)) (T, error) {
 	var zero T
 	deadline, ok := ctx.Deadline()
 	if !ok {
