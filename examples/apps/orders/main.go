@@ -3,6 +3,12 @@
 // the "statestore" component and records the payment events it receives
 // on the "events" pubsub, topic "payments".
 //
+// A CreateOrder request may ask to be told about the new order: "notify"
+// names an app and method that orders invokes with the order (its answer
+// is returned as "notified"), and "announce" a pubsub and topic that orders
+// publishes the order to. The cross-language tests use them to have this
+// Go app call a Java app and publish to its subscriber.
+//
 // It reaches its sidecar at OUTRIG_ADDRESS (default unix:///tmp/outrig.sock).
 package main
 
@@ -19,9 +25,21 @@ import (
 )
 
 type order struct {
-	ID    string `json:"id"`
-	Item  string `json:"item"`
-	Count int    `json:"count"`
+	ID       string    `json:"id"`
+	Item     string    `json:"item"`
+	Count    int       `json:"count"`
+	Notify   *notify   `json:"notify,omitempty"`
+	Announce *announce `json:"announce,omitempty"`
+}
+
+type notify struct {
+	App    string `json:"app"`
+	Method string `json:"method"`
+}
+
+type announce struct {
+	PubSub string `json:"pubsub"`
+	Topic  string `json:"topic"`
 }
 
 type payment struct {
@@ -49,7 +67,21 @@ func main() {
 			if err := client.SaveState(ctx, "statestore", "order-"+o.ID, in.Data); err != nil {
 				return nil, err
 			}
-			return &outrig.Reply{Data: []byte(`{"status":"created","id":"` + o.ID + `","by":"` + in.CallerAppID + `"}`), ContentType: "application/json"}, nil
+			reply := map[string]string{"status": "created", "id": o.ID, "by": in.CallerAppID}
+			if a := o.Announce; a != nil {
+				if err := client.Publish(ctx, a.PubSub, a.Topic, in.Data, outrig.WithContentType("application/json")); err != nil {
+					return nil, fmt.Errorf("CreateOrder: announce on %s/%s: %w", a.PubSub, a.Topic, err)
+				}
+			}
+			if n := o.Notify; n != nil {
+				resp, err := client.Invoke(ctx, n.App, n.Method, in.Data, outrig.WithContentType("application/json"))
+				if err != nil {
+					return nil, fmt.Errorf("CreateOrder: notify %s/%s: %w", n.App, n.Method, err)
+				}
+				reply["notified"] = string(resp.Data)
+			}
+			out, _ := json.Marshal(reply)
+			return &outrig.Reply{Data: out, ContentType: "application/json"}, nil
 		},
 		"GetOrder": func(ctx context.Context, in *outrig.Invocation) (*outrig.Reply, error) {
 			it, err := client.GetState(ctx, "statestore", "order-"+string(in.Data))

@@ -2,6 +2,7 @@ package dev.outrig.sdk;
 
 import static java.nio.charset.StandardCharsets.UTF_8;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
@@ -110,6 +111,40 @@ class CrossLanguageIT {
       client.publish("events", "java-topic", b("{\"hello\":1}"));
       assertEquals("{\"hello\":1}", got.poll(10, TimeUnit.SECONDS));
       assertEquals("pong from java", client.invoke(JAVA_APP, "Ping", new byte[0]).dataAsString());
+    }
+  }
+
+  @Test
+  void theGoAppInvokesJavaAndPublishesToTheJavaSubscriber() throws Exception {
+    BlockingQueue<Invocation> calls = new LinkedBlockingQueue<>();
+    BlockingQueue<TopicEvent> events = new LinkedBlockingQueue<>();
+    try (Subscription sub = client.subscribe("events", "orders-created", e -> {
+          events.add(e);
+          return EventStatus.SUCCESS;
+        }, null);
+        Subscription serve = client.serve(Map.of("OrderCreated", in -> {
+          calls.add(in);
+          return Reply.of("{\"seen\":true}", "application/json");
+        }), null)) {
+      String order = "{\"id\":\"o-go-to-java\",\"item\":\"rig\",\"count\":1,"
+          + "\"notify\":{\"app\":\"" + JAVA_APP + "\",\"method\":\"OrderCreated\"},"
+          + "\"announce\":{\"pubsub\":\"events\",\"topic\":\"orders-created\"}}";
+      // serve and subscribe return once the Java sidecar accepted them.
+      InvokeResponse r = client.invoke("orders", "CreateOrder", b(order),
+          InvokeOptions.builder().contentType("application/json").build());
+      // orders (Go) invoked OrderCreated on this Java app through both sidecars...
+      assertTrue(r.dataAsString().contains("\"notified\":\"{\\\"seen\\\":true}\""), r.dataAsString());
+      Invocation in = calls.poll(10, TimeUnit.SECONDS);
+      assertNotNull(in, "the Java app was not invoked by the Go app");
+      assertEquals("orders", in.callerAppId());
+      assertEquals(order, in.dataAsString());
+      assertEquals("application/json", in.contentType());
+      // ...and published the order to the Java subscriber.
+      TopicEvent e = events.poll(10, TimeUnit.SECONDS);
+      assertNotNull(e, "the event the Go app published did not reach the Java subscriber");
+      assertEquals(order, e.dataAsString());
+      assertEquals("orders-created", e.topic());
+      assertEquals("orders", e.source());
     }
   }
 
