@@ -17,6 +17,7 @@ echo "sdk-java: building outrig and examples/apps/orders into $bin"
 (cd "$repo" && go build -o "$bin/outrig" ./cmd/outrig && go build -o "$bin/orders" ./examples/apps/orders)
 echo "sdk-java: mvn verify (unit + integration tests)"
 cd "$here"
+rm -rf target/surefire-reports target/failsafe-reports # the totals below count this run only
 mvn -q -B verify -Doutrig.bin="$bin/outrig" -Doutrig.orders="$bin/orders" "$@"
 # Surefire/failsafe print only failures in quiet mode: print the totals.
 python3 - "$here/target" <<'PY' || true

@@ -126,9 +126,11 @@ class CrossLanguageIT {
           calls.add(in);
           return Reply.of("{\"seen\":true}", "application/json");
         }), null)) {
-      String order = "{\"id\":\"o-go-to-java\",\"item\":\"rig\",\"count\":1,"
-          + "\"notify\":{\"app\":\"" + JAVA_APP + "\",\"method\":\"OrderCreated\"},"
-          + "\"announce\":{\"pubsub\":\"events\",\"topic\":\"orders-created\"}}";
+      // Keys in sorted order: JSON event data travels inside the CloudEvent
+      // as JSON and is re-encoded on delivery (keys sorted), as in Dapr.
+      String order = "{\"announce\":{\"pubsub\":\"events\",\"topic\":\"orders-created\"},"
+          + "\"count\":1,\"id\":\"o-go-to-java\",\"item\":\"rig\","
+          + "\"notify\":{\"app\":\"" + JAVA_APP + "\",\"method\":\"OrderCreated\"}}";
       // serve and subscribe return once the Java sidecar accepted them.
       InvokeResponse r = client.invoke("orders", "CreateOrder", b(order),
           InvokeOptions.builder().contentType("application/json").build());
