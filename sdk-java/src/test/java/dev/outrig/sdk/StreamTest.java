@@ -322,12 +322,19 @@ class StreamTest {
     try (FakeSidecar sc = new FakeSidecar(impl);
         OutrigClient c = sc.clientBuilder().build();
         Subscription s = c.serve(handlers, null)) {
-      InvocationReply first = impl.replies.poll(5, TimeUnit.SECONDS);
-      InvocationReply second = impl.replies.poll(5, TimeUnit.SECONDS);
-      assertEquals(2L, first.getId(), "Release answered while Wait still ran");
-      assertEquals(1L, second.getId());
-      assertEquals(0, second.getCode());
-      assertEquals("waited", second.getData().toStringUtf8());
+      // Wait answers "waited" only if Release ran while it waited; the two
+      // replies may arrive in either order (Release's is sent after it
+      // counted down, Wait's as soon as it wakes).
+      Map<Long, InvocationReply> byId = new java.util.HashMap<>();
+      for (int i = 0; i < 2; i++) {
+        InvocationReply r = impl.replies.poll(10, TimeUnit.SECONDS);
+        assertTrue(r != null, "reply " + i);
+        byId.put(r.getId(), r);
+      }
+      InvocationReply waited = byId.get(1L);
+      assertEquals(0, waited.getCode(), waited.getMessage());
+      assertEquals("waited", waited.getData().toStringUtf8());
+      assertEquals(0, byId.get(2L).getCode());
     }
   }
 
