@@ -10,7 +10,9 @@ import java.util.concurrent.CountDownLatch;
 /**
  * Measures GetState from Java through the sidecar, over gRPC (Unix socket) and over shared
  * memory: latency percentiles of one caller, then throughput of several concurrent callers.
- * Every call is timed with System.nanoTime after a warm-up. Prints a Markdown table.
+ * Every call is timed with System.nanoTime after a warm-up. Prints Markdown table rows
+ * ("| Java | transport | callers | calls | p50 µs | p90 | p99 | p99.9 | ops/s |"); bench/sdkget is
+ * its Go twin.
  *
  * <p>System properties: {@code address} (default unix:///tmp/outrig.sock), {@code shm} (the
  * shared-memory socket; empty skips it), {@code warmup} (default 20000), {@code calls} (default
@@ -31,8 +33,6 @@ public final class GetStateBench {
     int calls = Integer.getInteger("calls", 100_000);
     int threads = Integer.getInteger("threads", 4);
     List<String> rows = new ArrayList<>();
-    rows.add("| transport | callers | calls | p50 µs | p90 µs | p99 µs | p99.9 µs | ops/s |");
-    rows.add("|---|---:|---:|---:|---:|---:|---:|---:|");
     for (String kind : shm.isEmpty() ? List.of("grpc-uds") : List.of("grpc-uds", "shm")) {
       OutrigClientBuilder b = OutrigClient.builder().address(address);
       if (kind.equals("shm")) {
@@ -94,7 +94,7 @@ public final class GetStateBench {
 
   private static String row(String kind, int threads, Result r) {
     long[] l = r.latencies();
-    return String.format("| %s | %d | %d | %.1f | %.1f | %.1f | %.1f | %.0f |",
+    return String.format("| Java | %s | %d | %d | %.1f | %.1f | %.1f | %.1f | %.0f |",
         kind, threads, l.length, pct(l, 0.50), pct(l, 0.90), pct(l, 0.99), pct(l, 0.999),
         l.length / (r.wallNanos() / 1e9));
   }
