@@ -149,7 +149,7 @@ func TestRateLimitPerPolicySharesOneBucket(t *testing.T) {
 		t.Fatalf("per method: %d of 6 writes admitted, want 6 (a bucket of 3 each)", n)
 	}
 	tb := compile(t, nil, Deps{Clock: clock.NewFake()}, writes("policy"))
-	if tb.Lookup("state", "zk", "Get", "").Noop() == false {
+	if !tb.Lookup("state", "zk", "Get", "").Noop() {
 		t.Fatal("Get matched the write policy")
 	}
 	bad := writes("caller")
