@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -321,22 +322,27 @@ func TestDuplicateNameHeldBackUntilFreed(t *testing.T) {
 	// a.yaml drops orders: b's held-back content goes live.
 	write(t, a, component("other", "state.redis"))
 	want := map[string]string{"carts": "state.mysql", "orders": "state.memory", "other": "state.redis"}
-	deadline := time.After(5 * time.Second)
+	// Poll the client's cache: it is updated after the handler that feeds
+	// rec has accepted the update, so the last update's receipt may come
+	// before the cache shows it.
+	deadline := time.Now().Add(5 * time.Second)
 	for {
-		ok := true
+		var wrong []string
 		for n, typ := range want {
 			m, found := c.Cached(resource.ComponentType, n)
 			if !found || m.(*configv1.Component).GetType() != typ {
-				ok = false
+				wrong = append(wrong, fmt.Sprintf("%s (found %v, %v)", n, found, m))
 			}
 		}
-		if ok {
+		if len(wrong) == 0 {
 			break
 		}
-		select {
+		if time.Now().After(deadline) {
+			t.Fatalf("held-back file never went live: %v\n%s", wrong, e.logs.String())
+		}
+		select { // keep the handler unblocked
 		case <-rec.ch:
-		case <-deadline:
-			t.Fatal("held-back file never went live")
+		case <-time.After(10 * time.Millisecond):
 		}
 	}
 }
