@@ -18,6 +18,10 @@ import (
 // ErrClosed is returned by Deliver on a closed stream.
 var ErrClosed = errors.New("stream closed")
 
+// lateMax bounds the abandoned deliveries whose answers are still expected
+// (see Stream.late).
+const lateMax = 4096
+
 // Stream is one stream's delivery side. Safe for concurrent use.
 type Stream[E any] struct {
 	send func(E) error
@@ -26,14 +30,22 @@ type Stream[E any] struct {
 	sendMu  sync.Mutex
 	mu      sync.Mutex
 	pending map[string][]chan runtimev1.EventStatus
-	closed  bool
-	done    chan struct{}
+	// late counts, by id, deliveries abandoned after the item was sent
+	// (their context ended: a consumer-group rebalance, a deadline) whose
+	// answers the app may still send; lateOrder holds the same ids oldest
+	// first, so that at most lateMax are remembered. Such an answer is
+	// dropped: the item is delivered again or dead-lettered by whoever
+	// abandoned it, and the stream must not fail for it.
+	late      map[string]int
+	lateOrder []string
+	closed    bool
+	done      chan struct{}
 }
 
 // New returns a Stream that sends with send (called under a lock: gRPC
 // streams allow one sender at a time) and correlates answers by id(item).
 func New[E any](send func(E) error, id func(E) string) *Stream[E] {
-	return &Stream[E]{send: send, id: id, pending: map[string][]chan runtimev1.EventStatus{}, done: make(chan struct{})}
+	return &Stream[E]{send: send, id: id, pending: map[string][]chan runtimev1.EventStatus{}, late: map[string]int{}, done: make(chan struct{})}
 }
 
 // Deliver sends ev and waits for its answer, ctx's end or Close.
@@ -61,18 +73,39 @@ func (s *Stream[E]) Deliver(ctx context.Context, ev E) (runtimev1.EventStatus, e
 	case <-s.done:
 		return 0, ErrClosed
 	case <-ctx.Done():
-		s.forget(id, ch)
+		if s.forget(id, ch) {
+			s.expectLate(id)
+		}
 		return 0, ctx.Err()
 	}
 }
 
-func (s *Stream[E]) forget(id string, ch chan runtimev1.EventStatus) {
+// expectLate remembers that an answer for id may still come.
+func (s *Stream[E]) expectLate(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.lateOrder) == lateMax {
+		old := s.lateOrder[0]
+		s.lateOrder = s.lateOrder[1:]
+		if s.late[old]--; s.late[old] <= 0 {
+			delete(s.late, old)
+		}
+	}
+	s.late[id]++
+	s.lateOrder = append(s.lateOrder, id)
+}
+
+// forget withdraws ch from the deliveries awaiting an answer for id; it
+// reports false when an answer had already taken it.
+func (s *Stream[E]) forget(id string, ch chan runtimev1.EventStatus) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	q := s.pending[id]
+	found := false
 	for i, c := range q {
 		if c == ch {
 			q = append(q[:i], q[i+1:]...)
+			found = true
 			break
 		}
 	}
@@ -81,10 +114,12 @@ func (s *Stream[E]) forget(id string, ch chan runtimev1.EventStatus) {
 	} else {
 		s.pending[id] = q
 	}
+	return found
 }
 
-// Ack hands the app's answer for event id to the waiting Deliver. An ack
-// for an id not in flight is an INVALID_ARGUMENT error.
+// Ack hands the app's answer for event id to the waiting Deliver. An answer
+// to a delivery abandoned after it was sent is dropped; an ack for an id
+// never sent (or already answered) is an INVALID_ARGUMENT error.
 func (s *Stream[E]) Ack(id string, st runtimev1.EventStatus) error {
 	if st < runtimev1.EventStatus_EVENT_STATUS_SUCCESS || st > runtimev1.EventStatus_EVENT_STATUS_DROP {
 		return errkind.InvalidArgument("ack.status", "%v is not SUCCESS, RETRY or DROP", st)
@@ -92,6 +127,11 @@ func (s *Stream[E]) Ack(id string, st runtimev1.EventStatus) error {
 	s.mu.Lock()
 	q := s.pending[id]
 	if len(q) == 0 {
+		if s.late[id] > 0 {
+			s.dropLate(id)
+			s.mu.Unlock()
+			return nil
+		}
 		s.mu.Unlock()
 		return errkind.InvalidArgument("ack.id", "no event %q is awaiting an answer", id)
 	}
@@ -104,6 +144,19 @@ func (s *Stream[E]) Ack(id string, st runtimev1.EventStatus) error {
 	s.mu.Unlock()
 	ch <- st
 	return nil
+}
+
+// dropLate forgets one late answer expected for id. Must hold s.mu.
+func (s *Stream[E]) dropLate(id string) {
+	if s.late[id]--; s.late[id] <= 0 {
+		delete(s.late, id)
+	}
+	for i, v := range s.lateOrder {
+		if v == id {
+			s.lateOrder = append(s.lateOrder[:i], s.lateOrder[i+1:]...)
+			break
+		}
+	}
 }
 
 // Close fails every pending and future Deliver with ErrClosed.

@@ -76,14 +76,19 @@ func (s *ServeStream) Call(ctx context.Context, inv *runtimev1.Invocation) (*run
 	}
 }
 
-// Reply hands one reply to its caller. A reply for an unknown id (late or
-// made up) is an INVALID_ARGUMENT error.
+// Reply hands one reply to its caller. A reply that comes after its caller
+// stopped waiting (deadline, cancellation) is dropped: the stream must not
+// fail because a handler was slow. A reply for an id never sent is an
+// INVALID_ARGUMENT error.
 func (s *ServeStream) Reply(r *runtimev1.InvocationReply) error {
 	s.mu.Lock()
 	ch, ok := s.pending[r.Id]
 	delete(s.pending, r.Id)
 	s.mu.Unlock()
 	if !ok {
+		if r.Id != 0 && r.Id <= s.nextID.Load() {
+			return nil // late: ids are issued in order, so this one was sent
+		}
 		return errkind.InvalidArgument("reply.id", "no invocation %d is awaiting a reply", r.Id)
 	}
 	ch <- r
