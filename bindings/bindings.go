@@ -27,6 +27,16 @@ import (
 	"github.com/outrig/outrig/internal/deadline"
 )
 
+// requiredMetadata lists, per binding type and operation, the request
+// metadata the component cannot do without. components-contrib's bindings
+// report a missing one as an unclassified error (which would reach the app
+// as UNAVAILABLE, inviting a retry); checked here, the app gets
+// INVALID_ARGUMENT naming the field.
+var requiredMetadata = map[string]map[string][]string{
+	"bindings.redis": {"create": {"key"}, "get": {"key"}, "delete": {"key"}, "increment": {"key"}},
+	"bindings.mysql": {"exec": {"sql"}, "query": {"sql"}},
+}
+
 // Output is an output binding.
 type Output struct {
 	name, typ string
@@ -55,6 +65,11 @@ func (o *Output) Invoke(ctx context.Context, op string, data []byte, md map[stri
 	}
 	if !slices.Contains(o.ops, cbindings.OperationKind(op)) {
 		return nil, nil, errkind.InvalidArgument("operation", "binding %q (%s) offers %v, not %q", o.name, o.typ, o.Operations(), op)
+	}
+	for _, k := range requiredMetadata[o.typ][op] {
+		if md[k] == "" {
+			return nil, nil, errkind.InvalidArgument("metadata."+k, "binding %q (%s) operation %s needs metadata %q", o.name, o.typ, op, k)
+		}
 	}
 	// Bounded by ctx's deadline: contrib's Kafka binding, for one, sends
 	// without watching its context.

@@ -3,6 +3,7 @@ package bindings
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,5 +66,25 @@ func TestInvokeRejectsUnknownOperation(t *testing.T) {
 	}
 	if _, _, err := o.Invoke(context.Background(), "", nil, nil); !errors.Is(err, errkind.ErrInvalidArgument) {
 		t.Fatalf("empty operation: %v, want INVALID_ARGUMENT", err)
+	}
+}
+
+// A binding's required request metadata is checked before the component
+// is called, so a missing one is INVALID_ARGUMENT naming it (contrib's
+// Redis and MySQL bindings return unclassified errors for it).
+func TestInvokeNamesMissingMetadata(t *testing.T) {
+	b := &stuckOutput{release: make(chan struct{})}
+	close(b.release)
+	o := NewOutput("cache", "bindings.redis", b)
+	_, _, err := o.Invoke(context.Background(), "create", []byte("v"), nil)
+	if !errors.Is(err, errkind.ErrInvalidArgument) || !strings.Contains(err.Error(), "metadata.key") {
+		t.Fatalf("create without key: %v, want INVALID_ARGUMENT naming metadata.key", err)
+	}
+	if _, _, err := o.Invoke(context.Background(), "create", []byte("v"), map[string]string{"key": "k"}); err != nil {
+		t.Fatalf("create with key: %v", err)
+	}
+	other := NewOutput("events", "bindings.kafka", b)
+	if _, _, err := other.Invoke(context.Background(), "create", nil, nil); err != nil {
+		t.Fatalf("a binding without required metadata: %v", err)
 	}
 }

@@ -234,11 +234,11 @@ func testRedisBinding(t *testing.T) {
 		return nil
 	})
 
-	// A request without the key metadata is refused.
+	// A request without the key metadata is refused as invalid, naming it.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := c.InvokeBinding(ctx, b, "get", nil, nil); err == nil || !strings.Contains(err.Error(), "key") {
-		t.Errorf("get without key: %v, want an error naming the key", err)
+	if _, err := c.InvokeBinding(ctx, b, "get", nil, nil); !errors.Is(err, outrig.ErrInvalidArgument) || !strings.Contains(err.Error(), "key") {
+		t.Errorf("get without key: %v, want ErrInvalidArgument naming the key", err)
 	}
 }
 
@@ -276,6 +276,10 @@ func testMySQLBinding(t *testing.T) {
 	defer cancel()
 	if _, err := c.InvokeBinding(ctx, b, "query", nil, sql("SELECT nosuchcolumn FROM {t}")); err == nil {
 		t.Error("bad SQL: no error")
+	}
+	// A request without sql is refused as invalid, naming it.
+	if _, err := c.InvokeBinding(ctx, b, "exec", nil, nil); !errors.Is(err, outrig.ErrInvalidArgument) || !strings.Contains(err.Error(), "sql") {
+		t.Errorf("exec without sql: %v, want ErrInvalidArgument naming sql", err)
 	}
 	if resp := bdInvoke(t, c, b, "exec", nil, sql("DELETE FROM {t} WHERE id = 1")); resp.Metadata["rows-affected"] != "1" {
 		t.Errorf("delete answered metadata %v, want rows-affected 1", resp.Metadata)
