@@ -43,7 +43,9 @@ final class ErrorMapping {
   /**
    * The exception for a failed call: the table's subclass for the code, else a plain {@link
    * OutrigException}. An OK status (a stream the sidecar ended without error) counts as
-   * UNAVAILABLE.
+   * UNAVAILABLE, and so does UNKNOWN caused by an I/O failure of the connection (grpc-java
+   * reports a call cut by the sidecar's death as "UNKNOWN: channel closed" in some races; no
+   * status the sidecar sends carries a local cause).
    */
   static OutrigException fromStatus(String op, Status status, Metadata trailers) {
     Status.Code code = status.getCode();
@@ -51,8 +53,20 @@ final class ErrorMapping {
     if (code == Status.Code.OK) {
       code = Status.Code.UNAVAILABLE;
       msg = "the sidecar ended the stream";
+    } else if (code == Status.Code.UNKNOWN && causedByIo(status.getCause())) {
+      code = Status.Code.UNAVAILABLE;
+      msg = "connection to the sidecar lost: " + (msg == null ? status.getCause() : msg);
     }
     return create(code, op, msg == null ? "" : msg, retryAfter(trailers), status.getCause());
+  }
+
+  private static boolean causedByIo(Throwable t) {
+    for (int depth = 0; t != null && depth < 8; t = t.getCause(), depth++) {
+      if (t instanceof java.io.IOException) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /** The exception for code with the given message; the SDK's own checks use it. */

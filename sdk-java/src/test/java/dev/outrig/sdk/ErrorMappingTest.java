@@ -57,6 +57,21 @@ class ErrorMappingTest {
   }
 
   @Test
+  void connectionLostAsUnknownIsUnavailable() {
+    // grpc-java's status for a call cut by the sidecar's death, in some races.
+    Status cut = Status.UNKNOWN.withDescription("channel closed")
+        .withCause(new java.nio.channels.ClosedChannelException());
+    OutrigException e = ErrorMapping.fromStatus("GetState", cut, null);
+    assertInstanceOf(UnavailableException.class, e);
+    assertTrue(e.getMessage().contains("channel closed"), e.getMessage());
+    // UNKNOWN from the sidecar (no local cause) stays UNKNOWN.
+    OutrigException fromSidecar =
+        ErrorMapping.fromStatus("GetState", Status.UNKNOWN.withDescription("app panicked"), null);
+    assertEquals(Status.Code.UNKNOWN, fromSidecar.code());
+    assertFalse(fromSidecar instanceof UnavailableException);
+  }
+
+  @Test
   void retryAfterComesFromTheTrailer() {
     Metadata trailers = new Metadata();
     trailers.put(ErrorMapping.RETRY_AFTER, "250");
