@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	runtimev1 "github.com/outrig/outrig/api/gen/outrig/runtime/v1"
@@ -30,22 +31,21 @@ type Stream[E any] struct {
 	sendMu  sync.Mutex
 	mu      sync.Mutex
 	pending map[string][]chan runtimev1.EventStatus
-	// late counts, by id, deliveries abandoned after the item was sent
-	// (their context ended: a consumer-group rebalance, a deadline) whose
-	// answers the app may still send; lateOrder holds the same ids oldest
-	// first, so that at most lateMax are remembered. Such an answer is
-	// dropped: the item is delivered again or dead-lettered by whoever
-	// abandoned it, and the stream must not fail for it.
-	late      map[string]int
-	lateOrder []string
-	closed    bool
-	done      chan struct{}
+	// late holds, oldest first and at most lateMax, the ids of deliveries
+	// abandoned after the item was sent (their context ended: a
+	// consumer-group rebalance, a deadline) whose answers the app may still
+	// send. Such an answer is dropped: the item is delivered again or
+	// dead-lettered by whoever abandoned it, and the stream must not fail
+	// for it. Only answers that match nothing pending search it.
+	late   []string
+	closed bool
+	done   chan struct{}
 }
 
 // New returns a Stream that sends with send (called under a lock: gRPC
 // streams allow one sender at a time) and correlates answers by id(item).
 func New[E any](send func(E) error, id func(E) string) *Stream[E] {
-	return &Stream[E]{send: send, id: id, pending: map[string][]chan runtimev1.EventStatus{}, late: map[string]int{}, done: make(chan struct{})}
+	return &Stream[E]{send: send, id: id, pending: map[string][]chan runtimev1.EventStatus{}, done: make(chan struct{})}
 }
 
 // Deliver sends ev and waits for its answer, ctx's end or Close.
@@ -84,15 +84,10 @@ func (s *Stream[E]) Deliver(ctx context.Context, ev E) (runtimev1.EventStatus, e
 func (s *Stream[E]) expectLate(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.lateOrder) == lateMax {
-		old := s.lateOrder[0]
-		s.lateOrder = s.lateOrder[1:]
-		if s.late[old]--; s.late[old] <= 0 {
-			delete(s.late, old)
-		}
+	if len(s.late) == lateMax {
+		s.late = s.late[1:]
 	}
-	s.late[id]++
-	s.lateOrder = append(s.lateOrder, id)
+	s.late = append(s.late, id)
 }
 
 // forget withdraws ch from the deliveries awaiting an answer for id; it
@@ -127,8 +122,8 @@ func (s *Stream[E]) Ack(id string, st runtimev1.EventStatus) error {
 	s.mu.Lock()
 	q := s.pending[id]
 	if len(q) == 0 {
-		if s.late[id] > 0 {
-			s.dropLate(id)
+		if i := slices.Index(s.late, id); i >= 0 {
+			s.late = slices.Delete(s.late, i, i+1)
 			s.mu.Unlock()
 			return nil
 		}
@@ -144,19 +139,6 @@ func (s *Stream[E]) Ack(id string, st runtimev1.EventStatus) error {
 	s.mu.Unlock()
 	ch <- st
 	return nil
-}
-
-// dropLate forgets one late answer expected for id. Must hold s.mu.
-func (s *Stream[E]) dropLate(id string) {
-	if s.late[id]--; s.late[id] <= 0 {
-		delete(s.late, id)
-	}
-	for i, v := range s.lateOrder {
-		if v == id {
-			s.lateOrder = append(s.lateOrder[:i], s.lateOrder[i+1:]...)
-			break
-		}
-	}
 }
 
 // Close fails every pending and future Deliver with ErrClosed.

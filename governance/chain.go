@@ -90,27 +90,19 @@ func (cp *compiledPolicy) newChain(kind, name, method string) *Chain {
 			c.dropAdpt = c.drop.Adaptive()
 		}
 	}
-	if r := s.rate; r != nil && r.perPolicy {
-		// Called under cp.mu (chainFor): the shared limiter is built once.
-		if r.cluster {
-			if cp.sharedCluster == nil {
-				key := fmt.Sprintf("outrig:ratelimit:%s:policy", cp.name)
-				cp.sharedCluster, _ = ratelimit.NewCluster(r.client, key, r.rate, r.burst)
-			}
-			c.cluster = cp.sharedCluster
-		} else {
-			if cp.sharedBucket == nil {
-				cp.sharedBucket, _ = ratelimit.NewBucket(r.rate, r.burst)
-			}
-			c.bucket = cp.sharedBucket
-		}
-	} else if r != nil {
-		if r.cluster {
+	if r := s.rate; r != nil {
+		l := cp.shared
+		if l == nil {
 			key := fmt.Sprintf("outrig:ratelimit:%s:%s:%s:%s", cp.name, kind, name, method)
-			c.cluster, _ = ratelimit.NewCluster(r.client, key, r.rate, r.burst)
-		} else {
-			c.bucket, _ = ratelimit.NewBucket(r.rate, r.burst)
+			if r.perPolicy {
+				key = fmt.Sprintf("outrig:ratelimit:%s:policy", cp.name)
+			}
+			l = r.newLimiter(key)
+			if r.perPolicy {
+				cp.shared = l // under cp.mu (chainFor): the first chain builds it
+			}
 		}
+		c.bucket, c.cluster = l.bucket, l.cluster
 	}
 	if s.breaker != nil {
 		cfg := *s.breaker

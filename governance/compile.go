@@ -14,7 +14,6 @@ import (
 	configv1 "github.com/outrig/outrig/api/gen/outrig/config/v1"
 	"github.com/outrig/outrig/governance/adaptive"
 	"github.com/outrig/outrig/governance/clock"
-	"github.com/outrig/outrig/governance/ratelimit"
 )
 
 // DefaultMaxChains bounds the chains (and so the limiter states and metric
@@ -73,10 +72,9 @@ type compiledPolicy struct {
 	mu       sync.Mutex
 	chains   map[methodKey]*Chain
 	overflow *Chain
-	// The rate limiter every chain shares when the policy's rate limit is
-	// per policy; built with the first chain, under mu.
-	sharedBucket  *ratelimit.Bucket
-	sharedCluster *ratelimit.Cluster
+	// shared is the rate limiter of every chain when the policy's rate
+	// limit is per policy; built with the first chain, under mu.
+	shared *limiter
 }
 
 type methodKey struct{ kind, name, method string }

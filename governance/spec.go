@@ -51,6 +51,25 @@ type rateSpec struct {
 	client    redis.Scripter
 }
 
+// limiter is a rate limit's state: a local bucket or a cluster one.
+type limiter struct {
+	bucket  *ratelimit.Bucket
+	cluster *ratelimit.Cluster
+}
+
+// newLimiter builds the limiter of r; key names its Redis state (cluster
+// scope). r was validated with the same constructors, so they cannot fail;
+// a stage that did would be left out rather than failing calls.
+func (r *rateSpec) newLimiter(key string) *limiter {
+	l := &limiter{}
+	if r.cluster {
+		l.cluster, _ = ratelimit.NewCluster(r.client, key, r.rate, r.burst)
+	} else {
+		l.bucket, _ = ratelimit.NewBucket(r.rate, r.burst)
+	}
+	return l
+}
+
 // Validate checks a policy the way Compile does, without building anything
 // or resolving Redis components. Errors wrap errkind.ErrInvalidArgument and
 // name the policy and field.
