@@ -75,9 +75,24 @@ func (s *streamIDs) drop(id int64) {
 // streamState is what a typeCache knows of one stream's version map.
 // Guarded by the typeCache's lock.
 type streamState struct {
-	consistent bool   // the version map held every change up to at
-	at         uint64 // a cache version
-	pending    int    // responses computed whose changes are not applied yet
+	consistent bool              // the version map held every change up to at
+	at         uint64            // a cache version
+	pending    int               // responses computed whose changes are not applied yet
+	colls      map[string]uint64 // collection → version its synthetic entry records (collections.go)
+}
+
+// record applies a response's collection entries.
+func (st *streamState) record(syncs []collSync) {
+	for _, s := range syncs {
+		if s.drop {
+			delete(st.colls, s.coll)
+			continue
+		}
+		if st.colls == nil {
+			st.colls = map[string]uint64{}
+		}
+		st.colls[s.coll] = s.version
+	}
 }
 
 // pureAck reports whether a request only acknowledges (or rejects) a

@@ -65,7 +65,8 @@ type typeCache struct {
 	ids       *streamIDs             // nil: streams are not told apart (no ACK fast path)
 	streams   map[int64]*streamState // see acks.go
 	changes   changeLog
-	examined  uint64 // names examined by compute, for tests of its cost
+	collLogs  map[string]*collLog // collection → its member changes (collections.go)
+	examined  uint64              // names examined by compute, for tests of its cost
 }
 
 var _ cache.Cache = (*typeCache)(nil)
@@ -80,6 +81,7 @@ func newTypeCache(typeURL string, deferred func(), ids *streamIDs) *typeCache {
 		named:     map[string]map[uint64]*watch{},
 		ids:       ids,
 		streams:   map[int64]*streamState{},
+		collLogs:  map[string]*collLog{},
 	}
 }
 
@@ -107,19 +109,20 @@ func (c *typeCache) CreateDeltaWatch(req *cache.DeltaRequest, sub cache.Subscrip
 	w.stream = id
 	st := c.streamState(id)
 	var (
-		resp *response
-		full = true
+		resp  *response
+		full  = true
+		quiet collDiff
 	)
 	if st != nil && st.consistent && st.pending == 0 && !c.holding && pureAck(req) {
 		if names, ok := c.changes.since(st.at); ok {
 			full = false
 			w.base = true
-			resp = c.compute(w, names, false)
+			resp = c.computeQuiet(w, names, false, &quiet)
 		}
 	}
 	if full {
 		w.base = st != nil && st.pending == 0 && !c.holding
-		resp = c.compute(w, nil, sub.IsWildcard() && req.GetResponseNonce() == "")
+		resp = c.computeQuiet(w, nil, sub.IsWildcard() && req.GetResponseNonce() == "", &quiet)
 	}
 	if resp != nil {
 		c.account(w, resp, full)
@@ -130,6 +133,14 @@ func (c *typeCache) CreateDeltaWatch(req *cache.DeltaRequest, sub cache.Subscrip
 	if st != nil {
 		st.consistent = w.base
 		st.at = c.version
+		if len(quiet.delta) > 0 && st.pending == 0 {
+			// Nothing to send, but the client's members listed by name can
+			// become one entry now: this is the stream's goroutine (the only
+			// one that changes the map besides GetNextVersionMap, called on
+			// it too) and nothing else is in flight.
+			quiet.delta.apply(sub.ReturnedResources())
+			st.record(quiet.syncs)
+		}
 	}
 	c.track(w)
 	c.mu.Unlock()
@@ -222,6 +233,7 @@ func (c *typeCache) commit(names []string) int {
 	}
 	c.version++
 	c.changes.add(c.version, names)
+	c.logChanges(c.version, names)
 	fired := c.notify(names)
 	c.mu.Unlock()
 	for _, f := range fired {
@@ -364,11 +376,31 @@ func (c *typeCache) untrack(w *watch) {
 // The response records the changes to the stream's version map (known)
 // rather than a new map; they are applied when go-control-plane takes the
 // response (response.GetNextVersionMap), so a change costs the same whatever
-// the client holds.
+// the client holds. Collections the stream subscribes to are handled as a
+// whole, whatever names says (collections.go).
 func (c *typeCache) compute(w *watch, names []string, replyEvenIfEmpty bool) *response {
+	return c.computeQuiet(w, names, replyEvenIfEmpty, nil)
+}
+
+// computeQuiet is compute; when nothing is to be sent but the stream's
+// version map could still change (a collection recorded by name becomes one
+// entry), those changes are left in quiet, if not nil.
+func (c *typeCache) computeQuiet(w *watch, names []string, replyEvenIfEmpty bool, quiet *collDiff) *response {
 	known := w.sub.ReturnedResources()
 	subscribed := w.sub.SubscribedResources()
 	wildcard := w.sub.IsWildcard()
+	compact := c.compactColls(w, known, subscribed)
+	inCompact := func(name string) bool {
+		if compact == nil {
+			return false
+		}
+		coll := resource.CollectionOf(name)
+		if coll == "" {
+			return false
+		}
+		_, ok := compact[coll]
+		return ok
+	}
 
 	full := names == nil
 	if full {
@@ -380,14 +412,16 @@ func (c *typeCache) compute(w *watch, names []string, replyEvenIfEmpty bool) *re
 		}
 		for name := range subscribed {
 			set[name] = struct{}{}
-			if resource.IsCollection(name) {
+			if _, whole := compact[name]; resource.IsCollection(name) && !whole {
 				for m := range c.members[name] {
 					set[m] = struct{}{}
 				}
 			}
 		}
 		for name := range known {
-			set[name] = struct{}{}
+			if !isSyncKey(name) {
+				set[name] = struct{}{}
+			}
 		}
 		names = make([]string, 0, len(set))
 		for name := range set {
@@ -397,11 +431,9 @@ func (c *typeCache) compute(w *watch, names []string, replyEvenIfEmpty bool) *re
 
 	c.examined += uint64(len(names))
 	var (
-		updates []*discovery.Resource
-		removed []string
-		delta   versionDelta
-		globs   []string            // subscribed collections among names (full only)
-		holds   map[string]struct{} // collections of which the client keeps a member
+		d     collDiff
+		globs []string            // subscribed collections among names (full only)
+		holds map[string]struct{} // collections of which the client keeps a member
 	)
 	keeps := func(coll string) { // only a full computation needs to know
 		if full && coll != "" {
@@ -412,14 +444,20 @@ func (c *typeCache) compute(w *watch, names []string, replyEvenIfEmpty bool) *re
 		}
 	}
 	for _, name := range names {
+		if isSyncKey(name) {
+			continue
+		}
 		_, explicit := subscribed[name]
 		if resource.IsCollection(name) {
-			if explicit && full {
+			if _, whole := compact[name]; explicit && full && !whole {
 				globs = append(globs, name)
 			}
 			if explicit || known[name] == notFoundVersion {
 				continue // a collection's own name is no resource
 			}
+		}
+		if !explicit && inCompact(name) {
+			continue // handled with its collection
 		}
 		e, exists := c.resources[name]
 		visible := exists && w.visible(e.scopes)
@@ -441,24 +479,24 @@ func (c *typeCache) compute(w *watch, names []string, replyEvenIfEmpty bool) *re
 		switch {
 		case visible && (wildcard || explicit || member):
 			if !isKnown || knownVersion != e.version {
-				updates = append(updates, e.resource)
-				delta.set(name, e.version)
+				d.updates = append(d.updates, e.resource)
+				d.delta.set(name, e.version)
 			}
 			keeps(coll)
 		case explicit:
 			// Asked for by name but absent (or out of scope): say so once.
 			if !isKnown || knownVersion != notFoundVersion {
-				removed = append(removed, name)
-				delta.set(name, notFoundVersion)
+				d.removed = append(d.removed, name)
+				d.delta.set(name, notFoundVersion)
 			}
 		case isKnown:
 			// The client holds it but may no longer: gone, out of scope or
 			// unsubscribed. A name it already knows to be absent needs no
 			// message.
 			if knownVersion != notFoundVersion {
-				removed = append(removed, name)
+				d.removed = append(d.removed, name)
 			}
-			delta.drop(name)
+			d.delta.drop(name)
 		}
 	}
 	// A subscribed collection the client will hold no member of, and that
@@ -470,21 +508,28 @@ func (c *typeCache) compute(w *watch, names []string, replyEvenIfEmpty bool) *re
 		if c.hasVisibleMember(w, coll) {
 			continue
 		}
-		removed = append(removed, coll)
-		delta.set(coll, notFoundVersion)
+		d.removed = append(d.removed, coll)
+		d.delta.set(coll, notFoundVersion)
 	}
-	if len(updates) == 0 && len(removed) == 0 && !replyEvenIfEmpty {
+	for coll := range compact {
+		c.syncColl(w, coll, known, subscribed, full, &d)
+	}
+	if len(d.updates) == 0 && len(d.removed) == 0 && !replyEvenIfEmpty {
+		if quiet != nil && len(d.delta) > 0 {
+			*quiet = d
+		}
 		return nil
 	}
-	sort.Slice(updates, func(i, j int) bool { return updates[i].GetName() < updates[j].GetName() })
-	sort.Strings(removed)
+	sort.Slice(d.updates, func(i, j int) bool { return d.updates[i].GetName() < d.updates[j].GetName() })
+	sort.Strings(d.removed)
 	return &response{
 		req:       w.req,
-		resources: updates,
-		removed:   removed,
+		resources: d.updates,
+		removed:   d.removed,
 		cache:     c,
 		known:     known,
-		delta:     delta,
+		delta:     d.delta,
+		syncs:     d.syncs,
 		version:   strconv.FormatUint(c.version, 10),
 	}
 }

@@ -112,6 +112,7 @@ type response struct {
 	cache      *typeCache        // its lock guards known and what follows
 	known      map[string]string // the stream's version map for this type
 	delta      versionDelta
+	syncs      []collSync // collections recorded as a whole (collections.go)
 	applied    bool
 	stream     int64  // 0: not accounted (see typeCache.account)
 	at         uint64 // cache version it was computed at
@@ -154,6 +155,7 @@ func (r *response) GetNextVersionMap() map[string]string {
 			st.pending--
 			st.consistent = r.consistent
 			st.at = r.at
+			st.record(r.syncs)
 		}
 	}
 	return r.known
