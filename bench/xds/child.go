@@ -110,8 +110,10 @@ func serveMain(mode, dir, modelName string, sharedWriteBuffer bool) error {
 		case "heap":
 			var f *os.File
 			if f, err = os.Create(arg); err == nil {
+				before := memSummary()
 				runtime.GC()
-				err = errors.Join(pprof.WriteHeapProfile(f), f.Close())
+				err = errors.Join(pprof.WriteHeapProfile(f), f.Close(),
+					os.WriteFile(arg+".mem.txt", []byte("before GC: "+before+"\nafter GC:  "+memSummary()+"\n"), 0o644))
 			}
 		default:
 			err = fmt.Errorf("unknown command %q", cmd)
@@ -213,4 +215,15 @@ func (c *child) stop() {
 		_ = c.cmd.Process.Kill()
 		<-done
 	}
+}
+
+// memSummary says where the process's memory is, in MiB, from the Go
+// runtime's view (written next to each heap profile).
+func memSummary() string {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	mib := func(b uint64) float64 { return float64(b) / (1 << 20) }
+	return fmt.Sprintf("heap in use %.0f, heap idle %.0f (released %.0f), stacks %.0f, other runtime %.0f, total from OS %.0f, goroutines %d, GC goal %.0f",
+		mib(m.HeapInuse), mib(m.HeapIdle), mib(m.HeapReleased), mib(m.StackInuse),
+		mib(m.MSpanSys+m.MCacheSys+m.BuckHashSys+m.GCSys+m.OtherSys), mib(m.Sys), runtime.NumGoroutine(), mib(m.NextGC))
 }
