@@ -13,11 +13,12 @@ import (
 // Inline dispatch. Handing a request to another goroutine costs a wake-up
 // of another OS thread, which measured here as the largest single cost of a
 // round trip. So the goroutine that read a batch runs the handler of its
-// last request itself, and starts goroutines for the others. If that
-// method's handlers have been slow (average over inlineMax), it first hands
-// the reader duties to a new goroutine. If they have been fast, it keeps
-// them and nobody reads requests while the handler runs. Two things hand the reader duties to a new
-// goroutine ("rescue") when that matters: a handler of this connection that
+// last request itself, and hands the others to other workers (workers.go:
+// goroutines kept per connection, not new ones). If that method's handlers
+// have been slow (average over inlineMax), it first hands the reader duties
+// to another worker. If they have been fast, it keeps them and nobody reads
+// requests while the handler runs. Two things hand the reader duties to
+// another worker ("rescue") when that matters: a handler of this connection that
 // must wait for ring space (the reader would free it), and a watchdog that
 // ticks every watchEvery while inline handlers run and rescues one that has
 // run longer than rescueAfter. (A timer per call would be finer, but arming
@@ -81,6 +82,9 @@ type serverConn struct {
 
 	mu       sync.Mutex
 	inflight map[uint64]*serverCall
+
+	// workers run the reader duties and the handlers (workers.go).
+	workers workerPool
 }
 
 type serverCall struct {
@@ -107,8 +111,28 @@ func newServerConn(s *Server, h Handler, ctx context.Context, cancel context.Can
 	}
 	sc.watch = time.AfterFunc(time.Hour, sc.watchdog)
 	sc.watch.Stop()
+	sc.workers.init(sc.do)
 	return sc
 }
+
+// start begins serving the connection on a worker.
+func (sc *serverConn) start() { sc.workers.spawn(task{kind: taskServe}) }
+
+// do runs a task on a worker (workerPool.spawn).
+func (sc *serverConn) do(t task) {
+	switch t.kind {
+	case taskServe:
+		sc.serve()
+	case taskRun:
+		sc.run(t.j)
+	}
+}
+
+// goServe hands the reader duties to another worker.
+func (sc *serverConn) goServe() { sc.workers.spawn(task{kind: taskServe}) }
+
+// goRun runs j on another worker.
+func (sc *serverConn) goRun(j job) { sc.workers.spawn(task{kind: taskRun, j: j}) }
 
 // serve performs the reader duties and runs inline requests, until the
 // connection closes or a rescuer takes over.
@@ -118,7 +142,7 @@ func (sc *serverConn) serve() {
 		if err := e.readUntil(sc.hasInline, nil); err != nil {
 			if sc.hasNext {
 				sc.hasNext = false
-				go sc.run(sc.next) // its context is already cancelled
+				sc.goRun(sc.next) // its context is already cancelled
 			}
 			e.release()
 			return
@@ -130,7 +154,7 @@ func (sc *serverConn) serve() {
 			// duties to a new goroutine and run the handler here, on the
 			// thread the kernel woke, rather than the other way round —
 			// the new reader is not on anybody's critical path.
-			go sc.serve()
+			sc.goServe()
 			sc.run(j)
 			return
 		}
@@ -156,7 +180,7 @@ func (sc *serverConn) hasInline() bool { return sc.hasNext }
 func (sc *serverConn) rescue() {
 	if sc.vacant.Load() && sc.vacant.CompareAndSwap(true, false) {
 		sc.s.rescues.Add(1)
-		go sc.serve()
+		sc.goServe()
 	}
 }
 
@@ -233,7 +257,7 @@ func (sc *serverConn) onMessage(h FrameHeader, payload []byte) error {
 	sc.s.calls.Add(1)
 	j := job{ctx: ctx, c: c, h: h, req: payload}
 	if sc.hasNext {
-		go sc.run(sc.next)
+		sc.goRun(sc.next)
 		sc.next, sc.hasNext = job{}, false
 	}
 	sc.next, sc.hasNext = j, true
@@ -282,6 +306,7 @@ func (sc *serverConn) onCancel(h FrameHeader) error {
 // onClose runs after the segment is unmapped.
 func (sc *serverConn) onClose(*Error) {
 	sc.watch.Stop()
+	sc.workers.close()
 	sc.cancel()
 	s := sc.s
 	s.mu.Lock()
