@@ -41,6 +41,7 @@ import (
 type Store struct {
 	log        logger.Logger
 	client     *goredis.Client
+	batch      *batcher // Get, Set and Delete of concurrent callers, pipelined
 	defaultTTL int
 }
 
@@ -59,6 +60,7 @@ func (s *Store) Init(ctx context.Context, md cstate.Metadata) error {
 		_ = s.client.Close()
 		return fmt.Errorf("redis at %s: %w", set.opts.Addr, err)
 	}
+	s.batch = newBatcher(s.client)
 	return nil
 }
 
@@ -78,13 +80,22 @@ func (s *Store) Close() error {
 	if s.client == nil {
 		return nil
 	}
-	return s.client.Close()
+	err := s.client.Close() // first: commands in flight fail at once
+	if s.batch != nil {
+		s.batch.close()
+	}
+	return err
 }
 
 // Get reads a key. A key that is a plain string (not written by a state
 // store) is returned without an ETag.
 func (s *Store) Get(ctx context.Context, req *cstate.GetRequest) (*cstate.GetResponse, error) {
-	vals, err := s.client.HMGet(ctx, req.Key, "data", "version").Result()
+	cmd := goredis.NewSliceCmd(ctx, "hmget", req.Key, "data", "version")
+	err := s.batch.do(ctx, cmd)
+	var vals []any
+	if err == nil {
+		vals, err = cmd.Result()
+	}
 	if isWrongType(err) {
 		str, err := s.client.Get(ctx, req.Key).Result()
 		if errors.Is(err, goredis.Nil) {
@@ -227,6 +238,22 @@ func (s *Store) run(ctx context.Context, c goredis.Scripter, w write) *goredis.C
 	return setScript.Run(ctx, c, []string{w.key}, w.etag, w.data, w.ttl)
 }
 
+// runBatched runs a write's script through the batcher (EVALSHA); when the
+// server does not have the script (restarted, flushed), it runs it again
+// with its source.
+func (s *Store) runBatched(ctx context.Context, w write) error {
+	script, args := setScript, []any{w.etag, w.data, w.ttl}
+	if w.del {
+		script, args = delScript, []any{w.etag}
+	}
+	cmd := goredis.NewCmd(ctx, append([]any{"evalsha", script.Hash(), 1, w.key}, args...)...)
+	err := s.batch.do(ctx, cmd)
+	if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+		err = s.run(ctx, s.client, w).Err()
+	}
+	return err
+}
+
 // scriptErr converts a script's error reply.
 func scriptErr(err error) error {
 	// Redis puts "ERR " before an error reply that has no code of its own.
@@ -242,7 +269,7 @@ func (s *Store) Set(ctx context.Context, req *cstate.SetRequest) error {
 	if err != nil {
 		return err
 	}
-	return scriptErr(s.run(ctx, s.client, w).Err())
+	return scriptErr(s.runBatched(ctx, w))
 }
 
 // Delete deletes a key; with an ETag only if it matches.
@@ -251,7 +278,7 @@ func (s *Store) Delete(ctx context.Context, req *cstate.DeleteRequest) error {
 	if err != nil {
 		return err
 	}
-	return scriptErr(s.run(ctx, s.client, w).Err())
+	return scriptErr(s.runBatched(ctx, w))
 }
 
 // BulkSet writes keys independently (not atomically) in one pipeline.
