@@ -126,8 +126,9 @@ func (b *batcher) send() bool {
 	if n == 0 {
 		return false
 	}
+	var err error
 	if n == 1 {
-		_ = b.client.Process(context.Background(), batch[0].cmd)
+		err = b.client.Process(context.Background(), batch[0].cmd)
 	} else {
 		b.mu.Lock()
 		b.batches++
@@ -141,11 +142,16 @@ func (b *batcher) send() bool {
 		for _, q := range batch {
 			_ = pipe.Process(context.Background(), q.cmd)
 		}
-		// Each command carries its own reply or error; a connection error
-		// is set on every command of the batch.
-		_, _ = pipe.Exec(context.Background())
+		// Each command carries its own reply or error reply.
+		_, err = pipe.Exec(context.Background())
 	}
+	failed := err != nil && !isReplyError(err)
 	for _, q := range batch {
+		if failed && q.cmd.Err() == nil {
+			// go-redis leaves the commands untouched when it gives up
+			// reconnecting: they were not answered.
+			q.cmd.SetErr(err)
+		}
 		close(q.done)
 	}
 	b.mu.Lock()

@@ -151,3 +151,41 @@ func TestBatcherContextAndClose(t *testing.T) {
 		t.Fatalf("after close: %v", err)
 	}
 }
+
+// When the server is gone, every command of a batch fails (go-redis leaves
+// a pipeline's commands untouched when it cannot connect at all).
+func TestBatchToDeadServerFailsEveryCommand(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := lis.Addr().String()
+	_ = lis.Close() // nothing listens there now
+	client := goredis.NewClient(&goredis.Options{Addr: dead, DialTimeout: 200 * time.Millisecond, MaxRetries: 1})
+	b := newBatcher(client)
+	defer func() { _ = client.Close(); b.close() }()
+	var wg sync.WaitGroup
+	var failed, answered sync.Map
+	for i := range 24 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cmd := goredis.NewSliceCmd(context.Background(), "hmget", "k", "data", "version")
+			if err := b.do(context.Background(), cmd); err != nil {
+				failed.Store(i, err)
+			} else {
+				answered.Store(i, cmd.Val())
+			}
+		}()
+	}
+	wg.Wait()
+	answered.Range(func(k, v any) bool {
+		t.Errorf("command %v to a dead server succeeded with %v", k, v)
+		return true
+	})
+	b.mu.Lock()
+	batches := b.batches
+	b.mu.Unlock()
+	t.Logf("%d pipelines", batches)
+}

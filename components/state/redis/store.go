@@ -96,6 +96,9 @@ func (s *Store) Get(ctx context.Context, req *cstate.GetRequest) (*cstate.GetRes
 	if err == nil {
 		vals, err = cmd.Result()
 	}
+	if err == nil && len(vals) != 2 {
+		err = fmt.Errorf("redis: HMGET %s answered %d values", req.Key, len(vals))
+	}
 	if isWrongType(err) {
 		str, err := s.client.Get(ctx, req.Key).Result()
 		if errors.Is(err, goredis.Nil) {
