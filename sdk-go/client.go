@@ -36,6 +36,7 @@ type clientConfig struct {
 	timeout     time.Duration
 	shm         bool
 	shmPath     string
+	unary       bool // WithUnaryRPC
 }
 
 // WithAddress sets the sidecar address (see NewClient for the forms).
@@ -107,15 +108,21 @@ func NewClient(ctx context.Context, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !cfg.shm {
+	var c idCaller
+	switch {
+	case cfg.shm:
+		t, err := newShmTransport(cfg.address, cfg.shmPath, cfg.appID)
+		if err != nil {
+			g.close()
+			return nil, err
+		}
+		c = t
+	case cfg.unary:
 		return newClientWithTransport(g, cfg), nil
+	default:
+		c = newMuxCaller(g)
 	}
-	t, err := newShmTransport(g, cfg.address, cfg.shmPath, cfg.appID)
-	if err != nil {
-		g.close()
-		return nil, err
-	}
-	return newClientWithTransport(t, cfg), nil
+	return newClientWithTransport(&byIDTransport{grpcTransport: g, c: c}, cfg), nil
 }
 
 func newClientWithTransport(t transport, cfg clientConfig) *Client {

@@ -7,11 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 var allSentinels = []error{
@@ -79,9 +81,10 @@ func TestSidecarErrorsMatchOneSentinel(t *testing.T) {
 	}
 }
 
+// The retry-after hint of a unary gRPC call comes in the trailer.
 func TestRetryAfterFromTrailer(t *testing.T) {
 	checkNoLeaks(t)
-	c, ts := newTestClient(t)
+	c, ts := newTestClient(t, WithUnaryRPC())
 	for _, where := range []string{"trailer", "none", "garbage", "negative"} {
 		t.Run(where, func(t *testing.T) {
 			ts.fake.setOnCall(func(ctx context.Context, _ string, _ proto.Message) (proto.Message, error) {
@@ -168,5 +171,30 @@ func TestCodeTableIsBijective(t *testing.T) {
 	}
 	if len(codeTable) != len(allSentinels) {
 		t.Errorf("codeTable has %d entries, want one per sentinel (%d)", len(codeTable), len(allSentinels))
+	}
+}
+
+// On the Multiplex streams (and shared memory) there is no trailer: the
+// hint is the status's google.rpc.RetryInfo detail, as the sidecar sends it.
+func TestRetryAfterFromRetryInfo(t *testing.T) {
+	checkNoLeaks(t)
+	c, ts := newTestClient(t)
+	ts.fake.setOnCall(func(ctx context.Context, _ string, _ proto.Message) (proto.Message, error) {
+		st, err := status.New(codes.ResourceExhausted, "rate limited: state/orders/Set").
+			WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(250 * time.Millisecond)})
+		if err != nil {
+			return nil, err
+		}
+		return nil, st.Err()
+	})
+	err := c.SaveState(context.Background(), "orders", "k", []byte("v"))
+	if !errors.Is(err, ErrRateLimited) {
+		t.Fatalf("SaveState error = %v, want ErrRateLimited", err)
+	}
+	if d, ok := RetryAfter(err); !ok || d != 250*time.Millisecond {
+		t.Errorf("RetryAfter = %v, %v; want 250ms, true", d, ok)
+	}
+	if ts.mux.calls.Load() != 1 {
+		t.Errorf("the call did not travel on a Multiplex stream")
 	}
 }

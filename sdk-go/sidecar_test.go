@@ -35,6 +35,8 @@ type fakeSidecar struct {
 	// eventFirst makes Subscribe answer initial with an event instead of
 	// ready (a protocol violation).
 	eventFirst bool
+	// noMultiplex: serve no Multiplex service (an older sidecar).
+	noMultiplex bool
 
 	subs     chan *session[runtimev1.SubscribeRequest, runtimev1.SubscribeResponse]
 	bindings chan *session[runtimev1.SubscribeBindingRequest, runtimev1.SubscribeBindingResponse]
@@ -248,8 +250,9 @@ func waitSession[T any](t *testing.T, ch <-chan T) T {
 type testServer struct {
 	fake *fakeSidecar
 	srv  *grpc.Server
-	path string // socket path
-	addr string // unix:///path
+	path string         // socket path
+	addr string         // unix:///path
+	mux  *fakeMultiplex // nil with fakeSidecar.noMultiplex
 }
 
 // startServer serves f on a Unix socket at path ("" for a fresh one) and
@@ -265,9 +268,14 @@ func startServer(t testing.TB, f *fakeSidecar, path string) *testServer {
 	}
 	srv := grpc.NewServer()
 	runtimev1.RegisterRuntimeServer(srv, f)
+	ts := &testServer{fake: f, srv: srv, path: path, addr: "unix://" + path}
+	if !f.noMultiplex {
+		ts.mux = newFakeMultiplex(t, f)
+		runtimev1.RegisterMultiplexServer(srv, ts.mux)
+	}
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
-	return &testServer{fake: f, srv: srv, path: path, addr: "unix://" + path}
+	return ts
 }
 
 // shortTempDir is a temp dir with a short path: Unix socket paths are

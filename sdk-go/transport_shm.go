@@ -6,11 +6,9 @@ import (
 	"strings"
 	"sync"
 
-	runtimev1 "github.com/outrig/outrig/api/gen/outrig/runtime/v1"
 	"github.com/outrig/outrig/api/shm"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 )
 
 // WithSharedMemory carries the unary calls (state, publish, invoke,
@@ -24,10 +22,9 @@ func WithSharedMemory(socketPath string) Option {
 	return func(c *clientConfig) { c.shm, c.shmPath = true, socketPath }
 }
 
-// shmTransport sends unary calls over api/shm and everything else over
-// the gRPC transport it wraps.
+// shmTransport carries unary calls over api/shm (an idCaller, see
+// byIDTransport); the streams stay on the gRPC transport.
 type shmTransport struct {
-	*grpcTransport
 	path  string
 	appID string
 
@@ -35,7 +32,7 @@ type shmTransport struct {
 	conn *shm.ClientConn
 }
 
-func newShmTransport(g *grpcTransport, address, path, appID string) (*shmTransport, error) {
+func newShmTransport(address, path, appID string) (*shmTransport, error) {
 	if path == "" {
 		p, ok := strings.CutPrefix(address, "unix://")
 		if !ok || p == "" {
@@ -43,7 +40,7 @@ func newShmTransport(g *grpcTransport, address, path, appID string) (*shmTranspo
 		}
 		path = p + ".shm"
 	}
-	return &shmTransport{grpcTransport: g, path: path, appID: appID}, nil
+	return &shmTransport{path: path, appID: appID}, nil
 }
 
 // client returns the live shm connection, dialing a new one after the
@@ -68,81 +65,20 @@ func (t *shmTransport) client(ctx context.Context) (*shm.ClientConn, error) {
 	return c, nil
 }
 
-func shmCall[Resp proto.Message](t *shmTransport, ctx context.Context, op string, method uint16, req proto.Message, resp Resp) (Resp, error) {
-	var zero Resp
-	b, err := proto.Marshal(req)
-	if err != nil {
-		return zero, newError(op, codes.InvalidArgument, err.Error())
-	}
+// callID implements idCaller over the shared-memory rings.
+func (t *shmTransport) callID(ctx context.Context, method uint16, req []byte) ([]byte, error) {
 	c, err := t.client(ctx)
 	if err != nil {
-		return zero, fromRPC(op, err, nil)
+		return nil, err
 	}
-	out, err := c.Call(ctx, method, b)
-	if err != nil {
-		return zero, fromRPC(op, err, nil)
-	}
-	if err := proto.Unmarshal(out, resp); err != nil {
-		return zero, newError(op, codes.Internal, "malformed answer: "+err.Error())
-	}
-	return resp, nil
+	return c.Call(ctx, method, req)
 }
 
-func (t *shmTransport) invoke(ctx context.Context, req *runtimev1.InvokeRequest) (*runtimev1.InvokeResponse, error) {
-	return shmCall(t, ctx, "Invoke", shm.MethodInvoke, req, &runtimev1.InvokeResponse{})
-}
-
-func (t *shmTransport) getState(ctx context.Context, req *runtimev1.GetStateRequest) (*runtimev1.GetStateResponse, error) {
-	return shmCall(t, ctx, "GetState", shm.MethodGetState, req, &runtimev1.GetStateResponse{})
-}
-
-func (t *shmTransport) getBulkState(ctx context.Context, req *runtimev1.GetBulkStateRequest) (*runtimev1.GetBulkStateResponse, error) {
-	return shmCall(t, ctx, "GetBulkState", shm.MethodGetBulkState, req, &runtimev1.GetBulkStateResponse{})
-}
-
-func (t *shmTransport) saveState(ctx context.Context, req *runtimev1.SaveStateRequest) error {
-	_, err := shmCall(t, ctx, "SaveState", shm.MethodSaveState, req, &runtimev1.SaveStateResponse{})
-	return err
-}
-
-func (t *shmTransport) deleteState(ctx context.Context, req *runtimev1.DeleteStateRequest) error {
-	_, err := shmCall(t, ctx, "DeleteState", shm.MethodDeleteState, req, &runtimev1.DeleteStateResponse{})
-	return err
-}
-
-func (t *shmTransport) deleteBulkState(ctx context.Context, req *runtimev1.DeleteBulkStateRequest) error {
-	_, err := shmCall(t, ctx, "DeleteBulkState", shm.MethodDeleteBulkState, req, &runtimev1.DeleteBulkStateResponse{})
-	return err
-}
-
-func (t *shmTransport) executeStateTransaction(ctx context.Context, req *runtimev1.ExecuteStateTransactionRequest) error {
-	_, err := shmCall(t, ctx, "ExecuteStateTransaction", shm.MethodExecuteStateTransaction, req, &runtimev1.ExecuteStateTransactionResponse{})
-	return err
-}
-
-func (t *shmTransport) publish(ctx context.Context, req *runtimev1.PublishRequest) error {
-	_, err := shmCall(t, ctx, "Publish", shm.MethodPublish, req, &runtimev1.PublishResponse{})
-	return err
-}
-
-func (t *shmTransport) bulkPublish(ctx context.Context, req *runtimev1.BulkPublishRequest) (*runtimev1.BulkPublishResponse, error) {
-	return shmCall(t, ctx, "BulkPublish", shm.MethodBulkPublish, req, &runtimev1.BulkPublishResponse{})
-}
-
-func (t *shmTransport) invokeBinding(ctx context.Context, req *runtimev1.InvokeBindingRequest) (*runtimev1.InvokeBindingResponse, error) {
-	return shmCall(t, ctx, "InvokeBinding", shm.MethodInvokeBinding, req, &runtimev1.InvokeBindingResponse{})
-}
-
-func (t *shmTransport) getMetadata(ctx context.Context) (*runtimev1.GetMetadataResponse, error) {
-	return shmCall(t, ctx, "GetMetadata", shm.MethodGetMetadata, &runtimev1.GetMetadataRequest{}, &runtimev1.GetMetadataResponse{})
-}
-
-func (t *shmTransport) close() error {
+func (t *shmTransport) close() {
 	t.mu.Lock()
 	if t.conn != nil {
 		t.conn.Close()
 		t.conn = nil
 	}
 	t.mu.Unlock()
-	return t.grpcTransport.close()
 }

@@ -31,6 +31,7 @@ import (
 	rt "github.com/outrig/outrig/runtime"
 	"github.com/outrig/outrig/service"
 	"github.com/outrig/outrig/telemetry"
+	"github.com/outrig/outrig/transport/calls"
 	grpctransport "github.com/outrig/outrig/transport/grpc"
 	shmtransport "github.com/outrig/outrig/transport/shm"
 )
@@ -192,9 +193,11 @@ func Start(ctx context.Context, opts Options) (s *Sidecar, err error) {
 	if err != nil {
 		return nil, err
 	}
+	dispatcher := calls.New(svc, s.metrics)
 	s.appSrv = grpctransport.NewAppServer(svc, s.metrics)
+	grpctransport.RegisterMultiplex(s.appSrv, dispatcher)
 	s.serveGRPC("app API", s.appSrv, appL)
-	if err := s.serveShm(svc); err != nil {
+	if err := s.serveShm(dispatcher); err != nil {
 		return nil, err
 	}
 
@@ -260,7 +263,7 @@ func ShmPath(listen string) string {
 	return ""
 }
 
-func (s *Sidecar) serveShm(svc *service.Service) error {
+func (s *Sidecar) serveShm(d *calls.Dispatcher) error {
 	path := s.opts.ShmSocket
 	if path == "auto" {
 		path = ShmPath(s.opts.Listen)
@@ -283,7 +286,7 @@ func (s *Sidecar) serveShm(svc *service.Service) error {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		if err := srv.Serve(shmtransport.NewHandler(svc, s.metrics)); err != nil {
+		if err := srv.Serve(shmtransport.NewHandler(d)); err != nil {
 			s.log.Debug("shared-memory server stopped", "err", err)
 		}
 	}()

@@ -73,3 +73,11 @@ func (e *Error) GRPCStatus() *status.Status { return status.New(e.Code, e.Error(
 func newError(code codes.Code, cause error, format string, args ...any) *Error {
 	return &Error{Code: code, Msg: fmt.Sprintf(format, args...), Err: cause}
 }
+
+// EncodeStatus is the google.rpc.Status encoding of an error used in ERROR
+// frames (SPEC.md §5.4), for other carriers of the same calls (the gRPC
+// Multiplex stream).
+func EncodeStatus(err error) []byte { return encodeStatus(err) }
+
+// DecodeStatus is the inverse of EncodeStatus.
+func DecodeStatus(payload []byte) error { return decodeStatus(payload) }

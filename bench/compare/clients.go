@@ -87,13 +87,18 @@ func (d *directAPI) invoke(ctx context.Context, data []byte) ([]byte, error) {
 
 func (d *directAPI) close() error { return errors.Join(d.rdb.Close(), d.conn.Close()) }
 
-// outrigAPI is the Go SDK on one of its transports.
+// outrigAPI is the Go SDK on one of its transports: the default (unary
+// calls on Multiplex streams) for tcp and uds, WithUnaryRPC for unary,
+// WithSharedMemory for shm.
 type outrigAPI struct{ c *outrig.Client }
 
-func newOutrigAPI(ctx context.Context, address string, shm bool) (*outrigAPI, error) {
+func newOutrigAPI(ctx context.Context, address, key string) (*outrigAPI, error) {
 	opts := []outrig.Option{outrig.WithAddress(address)}
-	if shm {
+	switch key {
+	case "shm":
 		opts = append(opts, outrig.WithSharedMemory(""))
+	case "unary":
+		opts = append(opts, outrig.WithUnaryRPC())
 	}
 	c, err := outrig.NewClient(ctx, opts...)
 	if err != nil {

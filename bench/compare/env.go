@@ -29,12 +29,13 @@ type contender struct {
 }
 
 // contenderKeys is every contender in table order.
-var contenderKeys = []string{"direct", "tcp", "uds", "shm", "daprd"}
+var contenderKeys = []string{"direct", "tcp", "uds", "unary", "shm", "daprd"}
 
 var contenderNames = map[string]string{
 	"direct": "direct (go-redis / gRPC)",
 	"tcp":    "Outrig gRPC TCP",
 	"uds":    "Outrig gRPC UDS",
+	"unary":  "Outrig gRPC UDS unary",
 	"shm":    "Outrig shm",
 	"daprd":  "daprd v1.16.0 gRPC",
 }
@@ -127,7 +128,7 @@ func setup(ctx context.Context, cfg config) (e *env, err error) {
 		return e, err
 	}
 	want := func(k string) bool { return cfg.contenders[k] }
-	if want("tcp") || want("uds") || want("shm") {
+	if want("tcp") || want("uds") || want("unary") || want("shm") {
 		if e.outrigBin, err = ensureOutrig(cfg.root, cfg.outrigBin, e.dir); err != nil {
 			return e, err
 		}
@@ -213,7 +214,7 @@ func (e *env) startOutrig(ctx context.Context, res string, want func(string) boo
 	if e.serve, err = e.serveC.StartServe(ctx, outrig.Handlers{echoMethod: echo}); err != nil {
 		return fmt.Errorf("echo app's Serve stream: %w", err)
 	}
-	for _, k := range []string{"tcp", "uds", "shm"} {
+	for _, k := range []string{"tcp", "uds", "unary", "shm"} {
 		if !want(k) {
 			continue
 		}
@@ -237,7 +238,7 @@ func (e *env) startOutrig(ctx context.Context, res string, want func(string) boo
 		if err != nil {
 			return err
 		}
-		a, err := newOutrigAPI(ctx, addr, k == "shm")
+		a, err := newOutrigAPI(ctx, addr, k)
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,98 @@
+// Package calls serves the unary methods of the Runtime API by method id
+// (the ids of api/shm, SPEC.md §7) for the carriers that are not plain
+// unary gRPC: the shared-memory rings (transport/shm) and the gRPC
+// Multiplex stream (transport/grpc). A call is decoded, passed to the same
+// service layer as the unary gRPC methods, encoded, counted in the same
+// metrics, and its error converted at the edge by the same table.
+package calls
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	runtimev1 "github.com/outrig/outrig/api/gen/outrig/runtime/v1"
+	apishm "github.com/outrig/outrig/api/shm"
+
+	"github.com/outrig/outrig/service"
+	"github.com/outrig/outrig/telemetry"
+	"github.com/outrig/outrig/transport/edge"
+)
+
+// Dispatcher runs calls by method id. Safe for concurrent use.
+type Dispatcher struct {
+	svc     *service.Service
+	metrics *telemetry.Metrics
+}
+
+// New returns the dispatcher of svc; m may be nil.
+func New(svc *service.Service, m *telemetry.Metrics) *Dispatcher {
+	return &Dispatcher{svc: svc, metrics: m}
+}
+
+// Call runs method for the app appID ("" in pod mode: the sidecar's app)
+// with the encoded request req, and returns the encoded response, or a gRPC
+// status error from the edge table.
+func (d *Dispatcher) Call(ctx context.Context, appID string, method uint16, req []byte) ([]byte, error) {
+	ctx = service.WithAppID(ctx, appID)
+	start := time.Now()
+	out, name, component, err := d.dispatch(ctx, method, req)
+	st, _ := edge.Status(err)
+	if d.metrics != nil {
+		d.metrics.API(d.svc.MetricsApp(appID), name, component, st.Code().String(), time.Since(start))
+	}
+	if err != nil {
+		return nil, st.Err()
+	}
+	return out, nil
+}
+
+func (d *Dispatcher) dispatch(ctx context.Context, method uint16, req []byte) ([]byte, string, string, error) {
+	s := d.svc
+	switch method {
+	case apishm.MethodGetState:
+		return unary(ctx, req, "GetState", &runtimev1.GetStateRequest{}, (*runtimev1.GetStateRequest).GetStoreName, s.GetState)
+	case apishm.MethodSaveState:
+		return unary(ctx, req, "SaveState", &runtimev1.SaveStateRequest{}, (*runtimev1.SaveStateRequest).GetStoreName, s.SaveState)
+	case apishm.MethodDeleteState:
+		return unary(ctx, req, "DeleteState", &runtimev1.DeleteStateRequest{}, (*runtimev1.DeleteStateRequest).GetStoreName, s.DeleteState)
+	case apishm.MethodGetBulkState:
+		return unary(ctx, req, "GetBulkState", &runtimev1.GetBulkStateRequest{}, (*runtimev1.GetBulkStateRequest).GetStoreName, s.GetBulkState)
+	case apishm.MethodDeleteBulkState:
+		return unary(ctx, req, "DeleteBulkState", &runtimev1.DeleteBulkStateRequest{}, (*runtimev1.DeleteBulkStateRequest).GetStoreName, s.DeleteBulkState)
+	case apishm.MethodExecuteStateTransaction:
+		return unary(ctx, req, "ExecuteStateTransaction", &runtimev1.ExecuteStateTransactionRequest{}, (*runtimev1.ExecuteStateTransactionRequest).GetStoreName, s.ExecuteStateTransaction)
+	case apishm.MethodPublish:
+		return unary(ctx, req, "Publish", &runtimev1.PublishRequest{}, (*runtimev1.PublishRequest).GetPubsubName, s.Publish)
+	case apishm.MethodBulkPublish:
+		return unary(ctx, req, "BulkPublish", &runtimev1.BulkPublishRequest{}, (*runtimev1.BulkPublishRequest).GetPubsubName, s.BulkPublish)
+	case apishm.MethodInvoke:
+		return unary(ctx, req, "Invoke", &runtimev1.InvokeRequest{}, (*runtimev1.InvokeRequest).GetAppId, s.Invoke)
+	case apishm.MethodInvokeBinding:
+		return unary(ctx, req, "InvokeBinding", &runtimev1.InvokeBindingRequest{}, (*runtimev1.InvokeBindingRequest).GetName, s.InvokeBinding)
+	case apishm.MethodGetMetadata:
+		return unary(ctx, req, "GetMetadata", &runtimev1.GetMetadataRequest{}, func(*runtimev1.GetMetadataRequest) string { return "" }, s.GetMetadata)
+	}
+	return nil, "unknown", "", status.Error(codes.Unimplemented, fmt.Sprintf("method id %d is not served", method))
+}
+
+// unary decodes req into in, calls f and encodes its answer.
+func unary[Req, Resp proto.Message](ctx context.Context, raw []byte, name string, in Req, component func(Req) string,
+	f func(context.Context, Req) (Resp, error)) ([]byte, string, string, error) {
+	if err := proto.Unmarshal(raw, in); err != nil {
+		return nil, name, "", status.Error(codes.InvalidArgument, fmt.Sprintf("%s: malformed request: %v", name, err))
+	}
+	out, err := f(ctx, in)
+	if err != nil {
+		return nil, name, component(in), err
+	}
+	b, err := proto.Marshal(out)
+	if err != nil {
+		return nil, name, component(in), fmt.Errorf("%s: encode answer: %w", name, err)
+	}
+	return b, name, component(in), nil
+}
