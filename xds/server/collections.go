@@ -181,15 +181,13 @@ func (c *typeCache) compactColls(w *watch, known map[string]string, subscribed m
 		}
 		add(name)
 	}
-	if len(known) > len(subscribed) || out == nil {
-		// Look for recorded collections no longer subscribed; the map is
-		// small once its collections are compact.
-		for name := range known {
-			if isSyncKey(name) {
-				coll := strings.TrimSuffix(name, syncSuffix)
-				if _, sub := subscribed[coll]; !sub {
-					add(coll)
-				}
+	// Recorded collections no longer subscribed: their members are to be
+	// removed. The map is small once its collections are recorded whole.
+	for name := range known {
+		if isSyncKey(name) {
+			coll := strings.TrimSuffix(name, syncSuffix)
+			if _, sub := subscribed[coll]; !sub {
+				add(coll)
 			}
 		}
 	}

@@ -241,3 +241,23 @@ func TestCompactCollectionHold(t *testing.T) {
 		t.Fatalf("after the hold got %v removed %v", names(resp), resp.GetRemovedResources())
 	}
 }
+
+// Swapping one collection for another in one request (as many names
+// subscribed as recorded) removes the old one's members and sends the new.
+func TestCompactCollectionSwap(t *testing.T) {
+	env := startServer(t)
+	_ = env.srv.UpdateResources(resource.EndpointType, endpointSet("pay", 2), nil)
+	_ = env.srv.UpdateResources(resource.EndpointType, endpointSet("inv", 1), nil)
+	_ = env.srv.UpdateResources(resource.EndpointType, endpointSet("ship", 1), nil)
+	c := env.srv.caches[resource.EndpointType]
+	s := env.dial(t, "caller", nil, true)
+	s.subscribe(resource.EndpointType, []string{"pay/*", "inv/*"}, nil)
+	s.ack(s.next(wait))
+	waitKnown(t, c, "pay/*", func(k map[string]string) bool { return len(k) == 2 })
+	s.send(&discovery.DeltaDiscoveryRequest{TypeUrl: resource.EndpointType,
+		ResourceNamesSubscribe: []string{"ship/*"}, ResourceNamesUnsubscribe: []string{"pay/*"}})
+	resp := s.next(wait)
+	if !cmp.Equal(names(resp), []string{"ship/i-00000"}) || !cmp.Equal(resp.GetRemovedResources(), []string{"pay/i-00000", "pay/i-00001"}) {
+		t.Fatalf("after the swap got %v removed %v", names(resp), resp.GetRemovedResources())
+	}
+}
