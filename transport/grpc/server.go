@@ -117,7 +117,9 @@ func stream(m *telemetry.Metrics, label func(string) string) grpc.StreamServerIn
 		app := appID(ss.Context())
 		err := h(srv, &wrappedStream{ServerStream: ss, ctx: service.WithAppID(ss.Context(), app)})
 		st, _ := edge.Status(err)
-		if m != nil {
+		// A Multiplex stream is a carrier: each call on it is counted by
+		// transport/calls under its own method.
+		if m != nil && info.FullMethod != runtimev1.Multiplex_Calls_FullMethodName {
 			m.API(label(app), path.Base(info.FullMethod), "", st.Code().String(), time.Since(start))
 		}
 		if err != nil {
