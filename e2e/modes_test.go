@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -89,6 +90,10 @@ func TestSIGTERMDrainsCallsInFlight(t *testing.T) {
 			time.Sleep(1500 * time.Millisecond)
 			return &outrig.Reply{Data: []byte("done")}, nil
 		},
+		"Hold": func(context.Context, *outrig.Invocation) (*outrig.Reply, error) {
+			time.Sleep(200 * time.Millisecond)
+			return nil, nil
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -99,6 +104,13 @@ func TestSIGTERMDrainsCallsInFlight(t *testing.T) {
 		_, err := c.Invoke(ctx, "slow", "Ping", nil)
 		return err
 	})
+	// Two calls at once: the SDK keeps two Multiplex streams open.
+	var both sync.WaitGroup
+	for range 2 {
+		both.Add(1)
+		go func() { defer both.Done(); _, _ = c.Invoke(ctx, "slow", "Hold", nil) }()
+	}
+	both.Wait()
 	done := make(chan error, 1)
 	go func() {
 		resp, err := c.Invoke(ctx, "slow", "Slow", nil)
@@ -108,8 +120,18 @@ func TestSIGTERMDrainsCallsInFlight(t *testing.T) {
 		done <- err
 	}()
 	time.Sleep(300 * time.Millisecond)
-	caller.Stop(t) // SIGTERM, waits for exit
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); caller.Stop(t) }() // SIGTERM, waits for exit
+	// While the call drains, a new call is refused at once — also on the
+	// SDK's Multiplex stream that is already open — instead of being taken.
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	_, err = c.Invoke(ctx, "slow", "Ping", nil)
+	if !errors.Is(err, outrig.ErrUnavailable) || time.Since(start) > time.Second {
+		t.Errorf("call made after SIGTERM: %v after %v, want ErrUnavailable at once", err, time.Since(start))
+	}
 	if err := <-done; err != nil {
 		t.Fatalf("call in flight during SIGTERM failed: %v", err)
 	}
+	<-stopped
 }

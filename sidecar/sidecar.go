@@ -195,8 +195,11 @@ func Start(ctx context.Context, opts Options) (s *Sidecar, err error) {
 	}
 	dispatcher := calls.New(svc, s.metrics)
 	s.appSrv = grpctransport.NewAppServer(svc, s.metrics)
-	grpctransport.RegisterMultiplex(s.appSrv, dispatcher)
+	mux := grpctransport.RegisterMultiplex(s.appSrv, dispatcher)
 	s.serveGRPC("app API", s.appSrv, appL)
+	// Runs before the server's graceful stop (stops run in reverse): calls
+	// arriving on open Multiplex streams are refused like new unary calls.
+	s.stops = append(s.stops, func(context.Context) error { mux.Drain(); return nil })
 	if err := s.serveShm(dispatcher); err != nil {
 		return nil, err
 	}

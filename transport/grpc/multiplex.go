@@ -2,9 +2,12 @@ package grpc
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	runtimev1 "github.com/outrig/outrig/api/gen/outrig/runtime/v1"
 	apishm "github.com/outrig/outrig/api/shm"
@@ -19,14 +22,30 @@ import (
 // one call to the next.
 type multiplex struct {
 	runtimev1.UnimplementedMultiplexServer
-	calls *calls.Dispatcher
+	calls    *calls.Dispatcher
+	draining atomic.Bool
 }
+
+// Multiplex is the registered Multiplex service.
+type Multiplex struct{ m *multiplex }
 
 // RegisterMultiplex serves the Multiplex service on s (the app API server)
 // with d's calls.
-func RegisterMultiplex(s grpc.ServiceRegistrar, d *calls.Dispatcher) {
-	runtimev1.RegisterMultiplexServer(s, &multiplex{calls: d})
+func RegisterMultiplex(s grpc.ServiceRegistrar, d *calls.Dispatcher) Multiplex {
+	m := &multiplex{calls: d}
+	runtimev1.RegisterMultiplexServer(s, m)
+	return Multiplex{m: m}
 }
+
+// Drain stops taking calls: a call already running finishes, every later
+// one on any stream is answered UNAVAILABLE without running (as a unary
+// call is refused once the server stops accepting), so that clients retry
+// elsewhere. Call it when the sidecar starts shutting down, before the gRPC
+// server's graceful stop.
+func (x Multiplex) Drain() { x.m.draining.Store(true) }
+
+// errDraining answers the calls that arrive after Drain.
+var errDraining = status.Error(codes.Unavailable, "sidecar shutting down")
 
 func (m *multiplex) Calls(stream runtimev1.Multiplex_CallsServer) error {
 	ctx := stream.Context()
@@ -40,7 +59,12 @@ func (m *multiplex) Calls(stream runtimev1.Multiplex_CallsServer) error {
 		if t := req.GetTimeoutUs(); t > 0 {
 			callCtx, cancel = context.WithTimeout(ctx, time.Duration(t)*time.Microsecond)
 		}
-		out, err := m.calls.Call(callCtx, app, uint16(min(req.GetMethod(), 1<<16-1)), req.GetPayload())
+		var out []byte
+		if m.draining.Load() {
+			err = errDraining
+		} else {
+			out, err = m.calls.Call(callCtx, app, uint16(min(req.GetMethod(), 1<<16-1)), req.GetPayload())
+		}
 		if cancel != nil {
 			cancel()
 		}
