@@ -2,6 +2,7 @@ package shm
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -55,7 +56,8 @@ type workerPool struct {
 	armed   bool      // the janitor timer is pending
 	closed  bool
 	janitor *time.Timer
-	do      func(task) // runs a task; set by init
+	do      func(task)   // runs a task; set by init
+	live    atomic.Int64 // worker goroutines running (for tests)
 }
 
 // init prepares the pool; do runs the tasks (taskServe and taskRun).
@@ -77,11 +79,13 @@ func (p *workerPool) spawn(t task) {
 		return
 	}
 	p.mu.Unlock()
+	p.live.Add(1)
 	go p.work(&worker{tasks: make(chan task, 1)}, t)
 }
 
 // work is a worker's loop: run a task, park, take the next one.
 func (p *workerPool) work(w *worker, t task) {
+	defer p.live.Add(-1)
 	for t.kind != taskQuit {
 		p.do(t)
 		if !p.park(w) {

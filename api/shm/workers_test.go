@@ -15,14 +15,19 @@ func TestWorkerPoolReusesAndTrims(t *testing.T) {
 	var ran atomic.Int64
 	var wg sync.WaitGroup
 	p.init(func(task) { ran.Add(1); wg.Done() })
+	// The test ticks the janitor itself: marked armed, park never starts
+	// the real timer.
+	p.armed = true
 	idle := func() int { p.mu.Lock(); defer p.mu.Unlock(); return len(p.idle) }
+	// settled: every worker has parked or exited.
+	settled := func() bool { return int64(idle()) == p.live.Load() }
 
 	// Sequential tasks reuse one worker.
 	for i := 0; i < 100; i++ {
 		wg.Add(1)
 		p.spawn(task{kind: taskRun})
 		wg.Wait()
-		waitFor(t, "the worker to park", time.Second, func() bool { return idle() == 1 })
+		waitFor(t, "the worker to park", 5*time.Second, func() bool { return idle() == 1 })
 	}
 
 	// Concurrent tasks grow the pool; at most maxIdleWorkers stay.
@@ -37,7 +42,10 @@ func TestWorkerPoolReusesAndTrims(t *testing.T) {
 	}
 	close(block)
 	wg.Wait()
-	waitFor(t, "the workers to park", time.Second, func() bool { return idle() == maxIdleWorkers })
+	waitFor(t, "the workers to park or exit", 5*time.Second, settled)
+	if idle() != maxIdleWorkers {
+		t.Fatalf("%d workers idle, want %d", idle(), maxIdleWorkers)
+	}
 	if got := ran.Load(); got != int64(100+n) {
 		t.Fatalf("ran %d tasks, want %d", got, 100+n)
 	}
@@ -56,7 +64,7 @@ func TestWorkerPoolReusesAndTrims(t *testing.T) {
 	wg.Add(1)
 	p.spawn(task{kind: taskRun})
 	wg.Wait()
-	waitFor(t, "the worker to park", time.Second, func() bool { return idle() == 1 })
+	waitFor(t, "the worker to park", 5*time.Second, func() bool { return idle() == 1 })
 	p.close()
 	if idle() != 0 {
 		t.Fatal("close left idle workers")
@@ -64,7 +72,7 @@ func TestWorkerPoolReusesAndTrims(t *testing.T) {
 	wg.Add(1)
 	p.spawn(task{kind: taskRun})
 	wg.Wait()
-	time.Sleep(10 * time.Millisecond)
+	waitFor(t, "the workers to exit", 5*time.Second, func() bool { return p.live.Load() == 0 })
 	if idle() != 0 {
 		t.Fatal("a worker parked after close")
 	}
