@@ -238,3 +238,34 @@ func TestDemoOnRealBackends(t *testing.T) {
 		t.Fatal("not every step passed")
 	}
 }
+
+// A sidecar that cannot open one of its listeners exits with an error
+// naming the flag — after undoing what it had started — and never panics.
+func TestSidecarListenerErrorsExitCleanly(t *testing.T) {
+	res := t.TempDir()
+	missing := filepath.Join(t.TempDir(), "no", "such", "dir")
+	notDir := filepath.Join(t.TempDir(), "file")
+	testenv.WriteFile(t, notDir, "")
+	for _, tc := range []struct{ flag, value string }{
+		{"--shm-listen", filepath.Join(missing, "x.shm")},
+		{"--listen", "unix://" + filepath.Join(notDir, "x.sock")}, // a file where the folder would be
+		{"--admin-listen", "256.0.0.1:1"},
+	} {
+		t.Run(strings.TrimPrefix(tc.flag, "--"), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			sock := "unix://" + filepath.Join(t.TempDir(), "app.sock")
+			args := []string{"sidecar", "--app-id", "x", "--resources", res, "--listen", sock, "--admin-listen", "127.0.0.1:0", tc.flag, tc.value}
+			out, err := execCommand(ctx, filepath.Join(testenv.BinDir, "outrig"), args...).CombinedOutput()
+			if err == nil {
+				t.Fatalf("sidecar started with %s %s:\n%s", tc.flag, tc.value, out)
+			}
+			if strings.Contains(string(out), "panic") || strings.Contains(string(out), "goroutine ") {
+				t.Fatalf("sidecar panicked:\n%s", out)
+			}
+			if !strings.Contains(string(out), tc.flag) {
+				t.Errorf("error does not name %s:\n%s", tc.flag, out)
+			}
+		})
+	}
+}

@@ -125,17 +125,22 @@ type Sidecar struct {
 }
 
 // Start brings a sidecar up. On error everything started is stopped again.
-func Start(ctx context.Context, opts Options) (s *Sidecar, err error) {
+func Start(ctx context.Context, opts Options) (*Sidecar, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
-	s = &Sidecar{opts: opts, log: opts.Log, done: make(chan struct{})}
-	defer func() {
-		if err != nil {
-			s.undo(context.Background())
-			s = nil
-		}
-	}()
+	s := &Sidecar{opts: opts, log: opts.Log, done: make(chan struct{})}
+	if err := s.start(ctx); err != nil {
+		_ = s.undo(context.Background())
+		return nil, err
+	}
+	return s, nil
+}
+
+// start brings the parts up in order, recording an undo step for each; on
+// error the caller runs the steps recorded so far.
+func (s *Sidecar) start(ctx context.Context) (err error) {
+	opts := s.opts
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -146,7 +151,7 @@ func Start(ctx context.Context, opts Options) (s *Sidecar, err error) {
 	if s.ControlPlaneAddr == "" {
 		addr, stop, err := startInProcessControlPlane(ctx, opts.Resources, s.log)
 		if err != nil {
-			return nil, fmt.Errorf("in-process control plane: %w", err)
+			return fmt.Errorf("in-process control plane: %w", err)
 		}
 		s.ControlPlaneAddr = addr
 		s.stops = append(s.stops, func(context.Context) error { stop(); return nil })
@@ -155,7 +160,7 @@ func Start(ctx context.Context, opts Options) (s *Sidecar, err error) {
 
 	govDeps, err := governanceDeps(reg, s.log)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	s.runtime, err = rt.New(rt.Options{
 		AppIDs: opts.AppIDs, Mode: opts.Mode, Registry: opts.Registry, Log: s.log,
@@ -165,20 +170,20 @@ func Start(ctx context.Context, opts Options) (s *Sidecar, err error) {
 		},
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	s.stops = append(s.stops, func(ctx context.Context) error { return s.runtime.Close(ctx) })
 
 	// Sidecar-to-sidecar server first: its address is registered.
 	intL, err := net.Listen("tcp", opts.InternalListen)
 	if err != nil {
-		return nil, fmt.Errorf("--internal-listen %q: %w", opts.InternalListen, err)
+		return fmt.Errorf("--internal-listen %q: %w", opts.InternalListen, err)
 	}
 	s.InternalAddr = advertised(intL.Addr().String(), opts.AdvertiseHost)
 	s.config, err = newConfigClient(ctx, s, reg)
 	if err != nil {
 		intL.Close()
-		return nil, err
+		return err
 	}
 	s.stops = append(s.stops, func(context.Context) error { s.config.stop(); return nil })
 
@@ -191,7 +196,7 @@ func Start(ctx context.Context, opts Options) (s *Sidecar, err error) {
 	// App API.
 	appL, err := listen(opts.Listen)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	dispatcher := calls.New(svc, s.metrics)
 	s.appSrv = grpctransport.NewAppServer(svc, s.metrics)
@@ -201,14 +206,14 @@ func Start(ctx context.Context, opts Options) (s *Sidecar, err error) {
 	// arriving on open Multiplex streams are refused like new unary calls.
 	s.stops = append(s.stops, func(context.Context) error { mux.Drain(); return nil })
 	if err := s.serveShm(dispatcher); err != nil {
-		return nil, err
+		return err
 	}
 
 	// Admin.
 	if opts.AdminListen != "" {
 		adminL, err := net.Listen("tcp", opts.AdminListen)
 		if err != nil {
-			return nil, fmt.Errorf("--admin-listen %q: %w", opts.AdminListen, err)
+			return fmt.Errorf("--admin-listen %q: %w", opts.AdminListen, err)
 		}
 		s.AdminAddr = adminL.Addr().String()
 		s.adminSrv = &http.Server{Handler: admin.Handler(s.runtime, reg, s.ready), ReadHeaderTimeout: 5 * time.Second}
@@ -219,11 +224,11 @@ func Start(ctx context.Context, opts Options) (s *Sidecar, err error) {
 
 	// Registration last: others may call us from now on.
 	if err := s.config.register(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	s.log.Info("sidecar started", "apps", opts.AppIDs, "mode", opts.Mode, "listen", opts.Listen,
 		"internal", s.InternalAddr, "admin", s.AdminAddr, "control_plane", s.ControlPlaneAddr, "shm", s.ShmPath)
-	return s, nil
+	return nil
 }
 
 func advertised(addr, host string) string {
