@@ -55,7 +55,7 @@ func (m *multiplex) Calls(stream runtimev1.Multiplex_CallsServer) error {
 		if err != nil {
 			return nil // the client closed or cancelled the stream
 		}
-		callCtx, cancel := ctx, context.CancelFunc(nil)
+		callCtx, cancel := ctx, context.CancelFunc(func() {})
 		if t := req.GetTimeoutUs(); t > 0 {
 			callCtx, cancel = context.WithTimeout(ctx, time.Duration(t)*time.Microsecond)
 		}
@@ -65,9 +65,7 @@ func (m *multiplex) Calls(stream runtimev1.Multiplex_CallsServer) error {
 		} else {
 			out, err = m.calls.Call(callCtx, app, uint16(min(req.GetMethod(), 1<<16-1)), req.GetPayload())
 		}
-		if cancel != nil {
-			cancel()
-		}
+		cancel()
 		resp := &runtimev1.CallFrame{Id: req.GetId()}
 		if err != nil {
 			resp.Status = apishm.EncodeStatus(err)

@@ -86,11 +86,8 @@ func (l *collLog) since(v uint64) ([]string, bool) {
 	}
 	i := sort.Search(len(l.entries), func(i int) bool { return l.entries[i].version > v })
 	rest := l.entries[i:]
-	if len(rest) <= 1 {
-		if len(rest) == 0 {
-			return nil, true
-		}
-		return []string{rest[0].name}, true
+	if len(rest) == 0 {
+		return nil, true
 	}
 	seen := make(map[string]struct{}, len(rest))
 	out := make([]string, 0, len(rest))

@@ -30,7 +30,7 @@ type batcher struct {
 	client *goredis.Client
 
 	mu       sync.Mutex
-	inFlight int // commands sent straight, not answered yet
+	direct   bool // a command sent straight is not answered yet
 	batching bool
 	closed   bool
 	queue    []*queued
@@ -66,12 +66,12 @@ func (b *batcher) do(ctx context.Context, cmd goredis.Cmder) error {
 		b.mu.Unlock()
 		return errBatcherClosed
 	}
-	if b.inFlight == 0 && !b.batching && len(b.queue) == 0 {
-		b.inFlight++
+	if !b.direct && !b.batching && len(b.queue) == 0 {
+		b.direct = true
 		b.mu.Unlock()
 		err := b.client.Process(ctx, cmd)
 		b.mu.Lock()
-		b.inFlight--
+		b.direct = false
 		b.mu.Unlock()
 		return err
 	}
