@@ -140,17 +140,17 @@ func bdCreateUntilReceived(t *testing.T, c *outrig.Client, name string, r *bdRec
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		got := r.datas()
-		missing := 0
+		var missing []string
 		for _, d := range events {
 			if got[d] == 0 {
-				missing++
+				missing = append(missing, d)
 			}
 		}
-		if missing == 0 {
+		if len(missing) == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: %d of %d created events did not reach the app within 30s", name, missing, len(events))
+			t.Fatalf("%s: %d of %d created events did not reach the app within 30s: %q", name, len(missing), len(events), missing)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

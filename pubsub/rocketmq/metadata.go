@@ -165,8 +165,10 @@ func (s *settings) consumeFrom() (mqc.ConsumeFromWhere, error) {
 	return 0, fmt.Errorf("rocketmq metadata: fromWhere %q: want ConsumeFromLastOffset, ConsumeFromFirstOffset or ConsumeFromTimestamp", firstOf(s.FromWhere, s.ConsumeFromWhere))
 }
 
-// consumerOptions are the push consumer's options for one generation.
-func (s *settings) consumerOptions(instance string) []mqc.Option {
+// consumerOptions are the push consumer's options for one generation;
+// lateTopics (see consumers.start) makes a fromWhere left unset start
+// queues without a committed offset at the first offset.
+func (s *settings) consumerOptions(instance string, lateTopics bool) []mqc.Option {
 	opts := []mqc.Option{mqc.WithGroupName(s.ConsumerGroup), mqc.WithInstance(instance)}
 	if ns := s.nameServers(); len(ns) > 0 {
 		opts = append(opts, mqc.WithNameServer(ns))
@@ -187,6 +189,9 @@ func (s *settings) consumerOptions(instance string) []mqc.Option {
 		opts = append(opts, mqc.WithConsumerModel(mqc.BroadCasting))
 	}
 	from, _ := s.consumeFrom()
+	if lateTopics && firstOf(s.FromWhere, s.ConsumeFromWhere) == "" {
+		from = mqc.ConsumeFromFirstOffset
+	}
 	opts = append(opts, mqc.WithConsumeFromWhere(from))
 	if s.ConsumeTimestamp != "" {
 		opts = append(opts, mqc.WithConsumeTimestamp(s.ConsumeTimestamp))

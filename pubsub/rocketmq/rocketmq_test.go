@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -196,8 +197,29 @@ func TestSubscribeBeforeTheTopicExists(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(1500 * time.Millisecond) // the subscription waits for the topic meanwhile
-	_, took := publishUntil(t, p, topic, "first", in, 20*time.Second)
-	t.Logf("first message received %v after the first publish", took)
+	// Every message of the topic was published after the subscription: the
+	// ones sent before the consumer found the topic arrive too, from every
+	// queue (the first publish creates the topic).
+	start := time.Now()
+	bodies := make([]string, 8)
+	for i := range bodies {
+		bodies[i] = fmt.Sprintf("first-%d", i)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := p.Publish(ctx, &cpubsub.PublishRequest{Topic: topic, Data: []byte(bodies[i])}); err != nil {
+			t.Fatalf("publish %s: %v", bodies[i], err)
+		}
+		cancel()
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for _, b := range bodies {
+		for in.get(b) == nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: published into the new topic, not received within 20s", b)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	t.Logf("all %d messages received %v after the first publish", len(bodies), time.Since(start).Round(time.Millisecond))
 }
 
 // A topic subscribed while the consumer runs receives within seconds, and a
