@@ -8,7 +8,7 @@ PROTOC_GEN_GO_VERSION    := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
 GO_PKGS := ./... ./api/... ./sdk-go/...
 
-.PHONY: build demo test unit test-integration generate verify tools bench clean
+.PHONY: build build-slim demo test unit test-integration generate verify tools bench clean
 
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
@@ -16,6 +16,18 @@ build:
 	go build -ldflags "-X main.version=$(VERSION)" -o bin/outrig ./cmd/outrig
 	go build -o bin/checkout-app ./examples/apps/checkout
 	go build -o bin/orders-app ./examples/apps/orders
+
+# A sidecar without the backends a deployment does not use (tags
+# outrig_no_<backend>, see cmd/outrig/components.go): by default only Redis
+# and the in-memory components. make build-slim OUTRIG_OMIT="kafka cron"
+OUTRIG_BACKENDS := redis mysql mongodb zookeeper kafka rocketmq http cron
+OUTRIG_OMIT ?= mysql mongodb zookeeper kafka rocketmq http cron
+comma := ,
+no_tags = $(subst $(eval) ,$(comma),$(strip $(foreach b,$(1),outrig_no_$(b))))
+
+build-slim:
+	go build -tags "$(call no_tags,$(OUTRIG_OMIT))" -ldflags "-X main.version=$(VERSION)" -o bin/outrig-slim ./cmd/outrig
+	./bin/outrig-slim version
 
 demo: build
 	./bin/outrig demo --bin-dir bin
@@ -38,6 +50,7 @@ verify: generate
 	@test -z "$$(git status --porcelain -- api/gen)" || (echo "untracked generated files"; exit 1)
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^api/gen/')); test -z "$$out" || (echo "gofmt needed: $$out"; exit 1)
 	go vet $(GO_PKGS)
+	go vet -tags "$(call no_tags,$(OUTRIG_BACKENDS))" ./cmd/outrig
 
 unit:
 	go test -race -count=1 $(GO_PKGS)
@@ -45,8 +58,8 @@ unit:
 test: verify build
 	scripts/test.sh
 
-bench: build
-	go run ./bench/compare -outrig bin/outrig $(BENCH_FLAGS)
+bench: build build-slim
+	go run ./bench/compare -outrig bin/outrig -outrig-slim bin/outrig-slim $(BENCH_FLAGS)
 
 clean:
 	rm -rf bin

@@ -11,6 +11,7 @@
 package components
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -84,7 +85,9 @@ func (r *Registry) RegisterOutputBinding(typ, version string, f OutputBindingFac
 }
 
 // ErrUnknownType is returned (wrapped) for a type/version nobody registered.
-var ErrUnknownType = fmt.Errorf("unknown component type")
+// Its text says where to look: a build can leave backends out (see
+// cmd/outrig/components.go).
+var ErrUnknownType = errors.New("unknown component type in this build (`outrig version` lists the types it has)")
 
 // KindOf returns the building block of a type name, or an error naming it.
 func KindOf(typ string) (Kind, error) {

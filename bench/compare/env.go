@@ -18,7 +18,7 @@ import (
 
 // contender is one way for the application to reach Redis and the echo app.
 type contender struct {
-	key  string // short name used in keys, topics and flags: direct, tcp, uds, shm, daprd
+	key  string // short name used in keys, topics and flags: direct, tcp, uds, unary, shm, slim, daprd
 	name string // as printed in tables
 	api  api
 	// sidecar serves this contender's calls (nil for direct); its CPU and
@@ -29,7 +29,7 @@ type contender struct {
 }
 
 // contenderKeys is every contender in table order.
-var contenderKeys = []string{"direct", "tcp", "uds", "unary", "shm", "daprd"}
+var contenderKeys = []string{"direct", "tcp", "uds", "unary", "shm", "slim", "daprd"}
 
 var contenderNames = map[string]string{
 	"direct": "direct (go-redis / gRPC)",
@@ -37,6 +37,7 @@ var contenderNames = map[string]string{
 	"uds":    "Outrig gRPC UDS",
 	"unary":  "Outrig gRPC UDS unary",
 	"shm":    "Outrig shm",
+	"slim":   "Outrig shm, slim build",
 	"daprd":  "daprd v1.16.0 gRPC",
 }
 
@@ -52,6 +53,7 @@ type env struct {
 	cs        map[string]*contender
 	daprdBin  string
 	outrigBin string
+	slimBin   string // the "slim" contender's sidecar: outrig built without unused backends
 	// sidecarEnv is added to the environment of every sidecar (Outrig's
 	// and daprd), e.g. GOMAXPROCS=1.
 	sidecarEnv []string
@@ -128,8 +130,13 @@ func setup(ctx context.Context, cfg config) (e *env, err error) {
 		return e, err
 	}
 	want := func(k string) bool { return cfg.contenders[k] }
-	if want("tcp") || want("uds") || want("unary") || want("shm") {
-		if e.outrigBin, err = ensureOutrig(cfg.root, cfg.outrigBin, e.dir); err != nil {
+	if want("tcp") || want("uds") || want("unary") || want("shm") || want("slim") {
+		if e.outrigBin, err = ensureOutrig(cfg.root, cfg.outrigBin, e.dir, "outrig", ""); err != nil {
+			return e, err
+		}
+	}
+	if want("slim") {
+		if e.slimBin, err = ensureOutrig(cfg.root, cfg.slimBin, e.dir, "outrig-slim", slimTags); err != nil {
 			return e, err
 		}
 	}
@@ -186,12 +193,12 @@ func (e *env) startOutrig(ctx context.Context, res string, want func(string) boo
 	if err := cp.waitHTTP(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", ports[1]), 200, 30*time.Second); err != nil {
 		return err
 	}
-	sidecar := func(name, appID, listen, shm string) (*proc, error) {
+	sidecar := func(bin, name, appID, listen, shm string) (*proc, error) {
 		admin, err := freePort()
 		if err != nil {
 			return nil, err
 		}
-		p, err := e.start("sidecar-"+name, e.sidecarEnv, e.outrigBin, "sidecar", "--app-id", appID, "--control-plane", cpAddr,
+		p, err := e.start("sidecar-"+name, e.sidecarEnv, bin, "sidecar", "--app-id", appID, "--control-plane", cpAddr,
 			"--listen", listen, "--shm-listen", shm, "--internal-listen", "127.0.0.1:0",
 			"--admin-listen", "127.0.0.1:"+strconv.Itoa(admin), "--state-file", filepath.Join(e.dir, name+".state.json"),
 			"--instance-id", "compare-"+name, "--log-level", "warn")
@@ -201,7 +208,7 @@ func (e *env) startOutrig(ctx context.Context, res string, want func(string) boo
 		return p, p.waitHTTP(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", admin), 200, 30*time.Second)
 	}
 	echoSock := filepath.Join(e.dir, "echo.sock")
-	callee, err := sidecar("echo", echoApp, "unix://"+echoSock, "")
+	callee, err := sidecar(e.outrigBin, "echo", echoApp, "unix://"+echoSock, "")
 	if err != nil {
 		return err
 	}
@@ -214,9 +221,13 @@ func (e *env) startOutrig(ctx context.Context, res string, want func(string) boo
 	if e.serve, err = e.serveC.StartServe(ctx, outrig.Handlers{echoMethod: echo}); err != nil {
 		return fmt.Errorf("echo app's Serve stream: %w", err)
 	}
-	for _, k := range []string{"tcp", "uds", "unary", "shm"} {
+	for _, k := range []string{"tcp", "uds", "unary", "shm", "slim"} {
 		if !want(k) {
 			continue
+		}
+		bin, carrier := e.outrigBin, k
+		if k == "slim" {
+			bin, carrier = e.slimBin, "shm"
 		}
 		var listen, shm, addr string
 		switch k {
@@ -230,15 +241,15 @@ func (e *env) startOutrig(ctx context.Context, res string, want func(string) boo
 		default:
 			addr = "unix://" + filepath.Join(e.dir, k+".sock")
 			listen = addr
-			if k == "shm" {
+			if carrier == "shm" {
 				shm = "auto"
 			}
 		}
-		p, err := sidecar(k, "bench", listen, shm)
+		p, err := sidecar(bin, k, "bench", listen, shm)
 		if err != nil {
 			return err
 		}
-		a, err := newOutrigAPI(ctx, addr, k)
+		a, err := newOutrigAPI(ctx, addr, carrier)
 		if err != nil {
 			return err
 		}
@@ -376,19 +387,25 @@ func pingRedis(addr string) error {
 
 // ensureOutrig returns the outrig binary: bin when given, else one built
 // from ./cmd/outrig into dir (so that a stale bin/outrig is never measured).
-func ensureOutrig(root, bin, dir string) (string, error) {
+// slimTags builds the "slim" contender's sidecar: every backend but Redis
+// left out, as `make build-slim` does by default (OUTRIG_OMIT).
+const slimTags = "outrig_no_mysql,outrig_no_mongodb,outrig_no_zookeeper,outrig_no_kafka,outrig_no_rocketmq,outrig_no_http,outrig_no_cron"
+
+// ensureOutrig returns the outrig binary bin (relative to the repository
+// root), or builds ./cmd/outrig with tags into dir/name when bin is empty.
+func ensureOutrig(root, bin, dir, name, tags string) (string, error) {
 	if bin != "" {
 		if !filepath.IsAbs(bin) {
 			bin = filepath.Join(root, bin)
 		}
 		if _, err := os.Stat(bin); err != nil {
-			return "", fmt.Errorf("-outrig: %w", err)
+			return "", fmt.Errorf("outrig binary: %w", err)
 		}
 		return bin, nil
 	}
-	bin = filepath.Join(dir, "outrig")
-	progress("building ./cmd/outrig")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/outrig")
+	bin = filepath.Join(dir, name)
+	progress("building ./cmd/outrig into %s (tags %q)", name, tags)
+	cmd := exec.Command("go", "build", "-tags", tags, "-o", bin, "./cmd/outrig")
 	cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("go build ./cmd/outrig: %w", err)

@@ -44,6 +44,7 @@ type config struct {
 	root       string
 	redis      string
 	outrigBin  string
+	slimBin    string
 	daprdBin   string
 	contenders map[string]bool
 	ops        []operation
@@ -78,6 +79,7 @@ func run() error {
 	cont := flag.String("contenders", "all", "contenders, comma-separated: "+strings.Join(contenderKeys, ","))
 	redis := flag.String("redis", "127.0.0.1:6379", "Redis used by every contender")
 	outrigBin := flag.String("outrig", "", "outrig binary (relative to the repository root); empty: build ./cmd/outrig into the run's temporary folder")
+	slimBin := flag.String("outrig-slim", "", "outrig binary of the \"slim\" contender (make build-slim); empty: build ./cmd/outrig with every backend but Redis left out")
 	daprdBin := flag.String("daprd", "", "daprd binary; empty: the one bench/build-daprd.sh builds or finds in ~/.cache/outrig")
 	doc := flag.String("doc", "docs/benchmarks.md", "rewrite this file's \"Sidecar vs direct access vs Dapr\" section; empty: don't")
 	png := flag.String("png", "docs/img/compare.png", "write the plot here; empty: don't")
@@ -93,7 +95,7 @@ func run() error {
 	set := map[string]bool{}
 	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
-	cfg := config{redis: *redis, outrigBin: *outrigBin, daprdBin: *daprdBin, rounds: *rounds, calls: *calls,
+	cfg := config{redis: *redis, outrigBin: *outrigBin, slimBin: *slimBin, daprdBin: *daprdBin, rounds: *rounds, calls: *calls,
 		warm: *warm, loadTime: *loadTime, loadWarm: *loadWarm, quick: *quick, doc: *doc, png: *png,
 		jsonOut: *jsonOut, profile: *profile, commit: *commit, waitLoad: *waitLoad, waitMax: *waitMax, profileDur: *profileDur, profileN: *profileN,
 		command: "go run ./bench/compare " + strings.Join(os.Args[1:], " ")}

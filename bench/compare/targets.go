@@ -83,7 +83,7 @@ func (r *report) verdicts() []verdict {
 	if !ok || dm.rss == 0 {
 		return out
 	}
-	for _, k := range []string{"tcp", "uds", "shm"} {
+	for _, k := range []string{"tcp", "uds", "shm", "slim"} {
 		if m, ok := r.mem[k]; ok {
 			out = append(out, ratioAtMost("RssAnon under load, "+contenderNames[k]+" ≤ ½ daprd", m.anon, dm.anon, 0.5, "MiB"))
 			out = append(out, ratioAtMost("RSS under load, "+contenderNames[k]+" ≤ ¼ daprd", m.rss, dm.rss, 0.25, "MiB"))

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -31,8 +32,8 @@ func commands() []command {
 		{"control-plane", "serve configuration and the app registry over delta xDS", runControlPlane},
 		{"demo", "run the end-to-end demo: control plane, two sidecars, two apps", runDemo},
 		{"validate", "check component, subscription and policy YAML in a folder", runValidate},
-		{"version", "print the version", func(_ context.Context, _ []string, out, _ io.Writer) error {
-			_, err := fmt.Fprintln(out, "outrig", version)
+		{"version", "print the version and the component types of this build", func(_ context.Context, _ []string, out, _ io.Writer) error {
+			_, err := fmt.Fprintf(out, "outrig %s\ncomponents: %s\n", version, strings.Join(newRegistry().Types(), " "))
 			return err
 		}},
 	}

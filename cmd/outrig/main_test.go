@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -43,6 +44,22 @@ func TestValidateExamples(t *testing.T) {
 		var out, errb bytes.Buffer
 		if code := run([]string{"validate", dir}, &out, &errb); code != 0 {
 			t.Errorf("validate %s: exit %d\n%s%s", dir, code, out.String(), errb.String())
+		}
+	}
+}
+
+// The default build has every backend's components; `version` lists them
+// (a build with -tags outrig_no_<backend> lists fewer, see components.go).
+func TestVersionListsEveryComponentType(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"version"}, &out, &errb); code != 0 {
+		t.Fatalf("version: exit %d: %s", code, errb.String())
+	}
+	for _, typ := range []string{"state.in-memory", "state.redis", "state.mysql", "state.mongodb", "state.zookeeper",
+		"pubsub.in-memory", "pubsub.outrig-broker", "pubsub.redis", "pubsub.kafka", "pubsub.rocketmq",
+		"bindings.redis", "bindings.mysql", "bindings.kafka", "bindings.rocketmq", "bindings.http", "bindings.cron"} {
+		if !slices.Contains(strings.Fields(out.String()), typ+"/v1") {
+			t.Errorf("version does not list %s:\n%s", typ, out.String())
 		}
 	}
 }

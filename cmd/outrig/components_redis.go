@@ -1,0 +1,20 @@
+//go:build !outrig_no_redis
+
+package main
+
+import (
+	bredis "github.com/dapr/components-contrib/bindings/redis"
+	predis "github.com/dapr/components-contrib/pubsub/redis"
+
+	"github.com/outrig/outrig/components"
+	nredis "github.com/outrig/outrig/components/state/redis"
+)
+
+// registerRedis registers the Redis components: state.redis, pubsub.redis, bindings.redis.
+// Build with -tags outrig_no_redis to leave them (and their drivers) out.
+func registerRedis(r *components.Registry) {
+	// Native state store: contrib's failed the conformance suite (see the package).
+	r.RegisterState("state.redis", "v1", nredis.New)
+	r.RegisterPubSub("pubsub.redis", "v1", predis.NewRedisStreams)
+	r.RegisterOutputBinding("bindings.redis", "v1", bredis.NewRedis)
+}

@@ -1,0 +1,8 @@
+//go:build outrig_no_redis
+
+package main
+
+import "github.com/outrig/outrig/components"
+
+// registerRedis: this build was made with -tags outrig_no_redis.
+func registerRedis(*components.Registry) {}
