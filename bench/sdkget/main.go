@@ -4,8 +4,8 @@
 // examples/java/bench.sh can put the Go SDK beside the Java SDK in one run.
 //
 // It saves a 100-byte value under "bench-key" in the store "statestore",
-// then per transport (gRPC on the Unix socket, and shared memory when -shm
-// is given): warm-up calls, a timed run of one caller, warm-up calls, a
+// then per transport (gRPC on the Unix socket on Multiplex streams and as
+// unary calls, and shared memory when -shm is given): warm-up calls, a timed run of one caller, warm-up calls, a
 // timed run of -threads callers. Each call is timed on its own; the
 // percentiles are those of the sorted latencies (nearest rank); ops/s is
 // calls over the run's wall time. It prints Markdown table rows
@@ -32,15 +32,18 @@ func main() {
 	calls := flag.Int("calls", 100000, "timed calls per run")
 	threads := flag.Int("threads", 4, "callers of the concurrent run")
 	flag.Parse()
-	kinds := []string{"grpc-uds"}
+	kinds := []string{"grpc-uds", "grpc-uds-unary"}
 	if *shm != "" {
 		kinds = append(kinds, "shm")
 	}
 	ctx := context.Background()
 	for _, kind := range kinds {
 		opts := []outrig.Option{outrig.WithAddress(*address)}
-		if kind == "shm" {
+		switch kind {
+		case "shm":
 			opts = append(opts, outrig.WithSharedMemory(*shm))
+		case "grpc-uds-unary":
+			opts = append(opts, outrig.WithUnaryRPC()) // "grpc-uds" is the default, Multiplex streams
 		}
 		c, err := outrig.NewClient(ctx, opts...)
 		if err != nil {

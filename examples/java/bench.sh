@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# GetState benchmark of the Java SDK over gRPC (Unix socket) and shared memory against a
-# sidecar with the in-memory state store, side by side with the Go SDK (bench/sdkget, the
+# GetState benchmark of the Java SDK over gRPC (Unix socket; Multiplex streams and unary calls)
+# and shared memory against a sidecar with the in-memory state store, side by side with the Go
+# SDK (bench/sdkget, the
 # same calls measured the same way) against the same sidecar in the same run, alternating
 # Java and Go for ROUNDS rounds. Rewrites the "Java SDK" section of docs/benchmarks.md.
 #
@@ -35,8 +36,9 @@ section="## Java SDK: GetState through the sidecar, beside the Go SDK
 
 What is measured (issue 7 §5): GetState of a 100-byte value on a \`state.in-memory\` store, from
 Java (\`examples/java\`, \`GetStateBench\`) and, as the baseline, from Go (\`bench/sdkget\`, its
-twin) against the same sidecar in the same run, over gRPC on the Unix socket and over shared
-memory. Per SDK, transport and round: $warmup warm-up calls, $calls timed calls by one caller,
+twin) against the same sidecar in the same run, over gRPC on the Unix socket (\`grpc-uds\`: the
+SDKs' default, unary calls on \`Multiplex\` streams; \`grpc-uds-unary\`: one gRPC call per call)
+and over shared memory. Per SDK, transport and round: $warmup warm-up calls, $calls timed calls by one caller,
 $warmup warm-up calls, $calls timed calls by $threads callers (each call timed on its own;
 nearest-rank percentiles; ops/s = calls / wall time). Java and Go alternate, $rounds round(s).
 

@@ -51,12 +51,17 @@ final class ClientCore {
 
   /** Whether unary calls go over shared memory. */
   boolean sharedMemory() {
-    return unary != grpc;
+    return unary instanceof ShmTransport;
   }
 
   /** Calls answered over shared memory so far; -1 without shared memory. */
   long sharedMemoryCalls() {
     return unary instanceof ShmTransport t ? t.shmCalls.sum() : -1;
+  }
+
+  /** Calls answered on Multiplex streams so far; -1 when they are not used. */
+  long multiplexCalls() {
+    return unary instanceof MuxTransport t ? t.muxCalls.sum() : -1;
   }
 
   <Q, R, T> T call(MethodDescriptor<Q, R> m, Q req, Duration timeout, Function<R, T> conv) {

@@ -60,6 +60,27 @@ final class ErrorMapping {
     return create(code, op, msg == null ? "" : msg, retryAfter(trailers), status.getCause());
   }
 
+  /**
+   * The exception for a failed call answered as an encoded google.rpc.Status (the ERROR frame
+   * of shared memory, the status of a Multiplex answer); undecodable or code 0 is INTERNAL.
+   *
+   * @param carrier names the carrier in the message of an INTERNAL error
+   */
+  static OutrigException fromRpcStatus(byte[] payload, String carrier) {
+    try {
+      com.google.rpc.Status st = com.google.rpc.Status.parseFrom(payload);
+      if (st.getCode() == 0) {
+        return new OutrigException(
+            Status.Code.INTERNAL, null, carrier + ": error status with code 0", null, null);
+      }
+      StatusRuntimeException sre = io.grpc.protobuf.StatusProto.toStatusRuntimeException(st);
+      return fromStatus(null, sre.getStatus(), sre.getTrailers());
+    } catch (com.google.protobuf.InvalidProtocolBufferException e) {
+      return new OutrigException(
+          Status.Code.INTERNAL, null, carrier + ": undecodable error status", null, e);
+    }
+  }
+
   private static boolean causedByIo(Throwable t) {
     for (int depth = 0; t != null && depth < 8; t = t.getCause(), depth++) {
       if (t instanceof java.io.IOException) {

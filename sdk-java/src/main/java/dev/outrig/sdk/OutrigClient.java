@@ -112,6 +112,11 @@ public final class OutrigClient implements AutoCloseable {
     return core.sharedMemoryCalls();
   }
 
+  /** Calls answered on Multiplex streams so far, -1 when not used (tests, diagnostics). */
+  long multiplexCalls() {
+    return core.multiplexCalls();
+  }
+
   // ------------------------------------------------------------------ state
 
   /**

@@ -17,6 +17,7 @@ public final class OutrigClientBuilder {
   private String appId;
   private Duration timeout = OutrigClient.DEFAULT_TIMEOUT;
   private String shmSocket;
+  private boolean unaryRpc;
   private Executor handlerExecutor;
   private Function<String, String> env = System::getenv;
   private ManagedChannel channel;
@@ -85,6 +86,19 @@ public final class OutrigClientBuilder {
   }
 
   /**
+   * Sends every unary call as its own gRPC call instead of on the sidecar's {@code Multiplex}
+   * streams (the default over gRPC; multiplex.proto). Both carry the same messages with the
+   * same semantics; the streams cost less per call. Use it to compare, or when a proxy between
+   * app and sidecar only passes unary calls. Without shared memory only.
+   *
+   * @return this builder
+   */
+  public OutrigClientBuilder unaryRpc() {
+    this.unaryRpc = true;
+    return this;
+  }
+
+  /**
    * Sets the executor that runs subscription and invocation handlers. By default the client
    * owns a cached pool of daemon threads, shut down by {@link OutrigClient#close()}; an
    * executor given here is not shut down by the client.
@@ -132,7 +146,7 @@ public final class OutrigClientBuilder {
     String target = Address.toTarget(addr);
     GrpcTransport grpc =
         channel != null ? GrpcTransport.wrap(channel, id) : GrpcTransport.connect(target, id);
-    Transport unary = grpc;
+    Transport unary;
     if (shmSocket != null) {
       try {
         unary = ShmTransport.connect(shmSocket, id, grpc);
@@ -140,6 +154,8 @@ public final class OutrigClientBuilder {
         grpc.close();
         throw e;
       }
+    } else {
+      unary = unaryRpc ? grpc : new MuxTransport(grpc);
     }
     return new OutrigClient(
         new ClientCore(addr, id, grpc, unary, handlerExecutor), timeout, true);

@@ -1,9 +1,6 @@
 package dev.outrig.sdk;
 
-import com.google.protobuf.InvalidProtocolBufferException;
 import io.grpc.Status;
-import io.grpc.StatusRuntimeException;
-import io.grpc.protobuf.StatusProto;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.lang.invoke.VarHandle;
@@ -406,23 +403,7 @@ final class ShmConnection implements AutoCloseable {
       c.future.complete(message);
       return;
     }
-    c.future.completeExceptionally(statusError(message));
-  }
-
-  /** Decodes an ERROR payload (google.rpc.Status); undecodable or code 0 is INTERNAL. */
-  private static OutrigException statusError(byte[] payload) {
-    try {
-      com.google.rpc.Status st = com.google.rpc.Status.parseFrom(payload);
-      if (st.getCode() == 0) {
-        return new OutrigException(
-            Status.Code.INTERNAL, null, "shared memory: ERROR with code 0", null, null);
-      }
-      StatusRuntimeException sre = StatusProto.toStatusRuntimeException(st);
-      return ErrorMapping.fromStatus(null, sre.getStatus(), sre.getTrailers());
-    } catch (InvalidProtocolBufferException e) {
-      return new OutrigException(
-          Status.Code.INTERNAL, null, "shared memory: undecodable ERROR payload", null, e);
-    }
+    c.future.completeExceptionally(ErrorMapping.fromRpcStatus(message, "shared memory"));
   }
 
   // ------------------------------------------------------------------ teardown

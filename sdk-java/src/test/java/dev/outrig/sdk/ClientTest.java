@@ -88,6 +88,24 @@ class ClientTest {
     }
   }
 
+  /** A sidecar without the Multiplex service (this fake, an older sidecar) gets unary calls. */
+  @Test
+  void aSidecarWithoutMultiplexGetsUnaryCalls() throws Exception {
+    try (FakeSidecar sc = new FakeSidecar(new OneKeyStore());
+        OutrigClient c = sc.clientBuilder().build()) {
+      assertTrue(c.getState("orders", "k").found());
+      assertTrue(c.getStateAsync("orders", "k", null).join().found());
+      assertTrue(c.getState("orders", "k").found());
+      assertEquals(0, c.multiplexCalls());
+      assertEquals(List.of("GetState", "GetState", "GetState"), sc.methods);
+    }
+    try (FakeSidecar sc = new FakeSidecar(new OneKeyStore());
+        OutrigClient c = sc.clientBuilder().unaryRpc().build()) {
+      assertTrue(c.getState("orders", "k").found());
+      assertEquals(-1, c.multiplexCalls());
+    }
+  }
+
   @Test
   void sidecarErrorsArriveAsTypedExceptionsInBothForms() throws Exception {
     try (FakeSidecar sc = new FakeSidecar(new OneKeyStore());

@@ -48,7 +48,8 @@ class SidecarIT {
   private Path sock;
   private OutrigProcess sidecar;
   private HttpServer http;
-  private OutrigClient grpc;
+  private OutrigClient grpc; // the default over gRPC: unary calls on Multiplex streams
+  private OutrigClient unary; // one gRPC call per call
   private OutrigClient shm;
 
   @BeforeAll
@@ -78,12 +79,14 @@ class SidecarIT {
         "  - { name: url, value: \"http://127.0.0.1:" + http.getAddress().getPort() + "\" }", ""));
     sidecar = OutrigProcess.sidecar(dir, APP, sock, List.of("--resources", res.toString()));
     grpc = OutrigClient.builder().address("unix://" + sock).appId(APP).build();
+    unary = OutrigClient.builder().address("unix://" + sock).appId(APP).unaryRpc().build();
     shm = OutrigClient.builder().address("unix://" + sock).appId(APP).sharedMemory(sock + ".shm").build();
   }
 
   @AfterAll
   void stop() throws Exception {
     grpc.close();
+    unary.close();
     shm.close();
     if (sidecar != null) {
       sidecar.close();
@@ -92,7 +95,11 @@ class SidecarIT {
   }
 
   private OutrigClient client(String kind) {
-    return kind.equals("shm") ? shm : grpc;
+    return switch (kind) {
+      case "shm" -> shm;
+      case "unary" -> unary;
+      default -> grpc;
+    };
   }
 
   private static byte[] b(String s) {
@@ -100,11 +107,12 @@ class SidecarIT {
   }
 
   @ParameterizedTest
-  @ValueSource(strings = {"grpc", "shm"})
+  @ValueSource(strings = {"grpc", "unary", "shm"})
   @Order(1)
   void stateWithEtagsFirstWriteWins(String kind) {
     OutrigClient c = client(kind);
     long shmBefore = shm.sharedMemoryCalls();
+    long muxBefore = grpc.multiplexCalls();
     String key = "cart-" + kind;
     c.saveState("statestore", key, b("{\"items\":1}"));
     StateItem it = c.getState("statestore", key);
@@ -124,12 +132,16 @@ class SidecarIT {
     assertFalse(c.getState("statestore", key).found());
     c.deleteState("statestore", key); // deleting a missing key succeeds
     assertEquals(-1, grpc.sharedMemoryCalls());
-    // The 8 successful calls went over shared memory when the client uses it.
+    // The 8 successful calls went over shared memory, or on Multiplex streams, as the client
+    // chose; unaryRpc() and shared-memory clients use no Multiplex stream.
     assertEquals(kind.equals("shm") ? 8 : 0, shm.sharedMemoryCalls() - shmBefore);
+    assertEquals(kind.equals("grpc") ? 8 : 0, grpc.multiplexCalls() - muxBefore);
+    assertEquals(-1, unary.multiplexCalls());
+    assertEquals(-1, shm.multiplexCalls());
   }
 
   @ParameterizedTest
-  @ValueSource(strings = {"grpc", "shm"})
+  @ValueSource(strings = {"grpc", "unary", "shm"})
   @Order(2)
   void bulkCallsAndTransactions(String kind) {
     OutrigClient c = client(kind);
@@ -160,7 +172,7 @@ class SidecarIT {
   }
 
   @ParameterizedTest
-  @ValueSource(strings = {"grpc", "shm"})
+  @ValueSource(strings = {"grpc", "unary", "shm"})
   @Order(3)
   void ttlExpiresItems(String kind) throws Exception {
     OutrigClient c = client(kind);
@@ -175,7 +187,7 @@ class SidecarIT {
   }
 
   @ParameterizedTest
-  @ValueSource(strings = {"grpc", "shm"})
+  @ValueSource(strings = {"grpc", "unary", "shm"})
   @Order(4)
   void sidecarErrorsAreTyped(String kind) {
     OutrigClient c = client(kind);
@@ -189,7 +201,7 @@ class SidecarIT {
   }
 
   @ParameterizedTest
-  @ValueSource(strings = {"grpc", "shm"})
+  @ValueSource(strings = {"grpc", "unary", "shm"})
   @Order(5)
   void manyConcurrentAsyncCallsAndLargeValues(String kind) {
     OutrigClient c = client(kind);
@@ -215,7 +227,7 @@ class SidecarIT {
   }
 
   @ParameterizedTest
-  @ValueSource(strings = {"grpc", "shm"})
+  @ValueSource(strings = {"grpc", "unary", "shm"})
   @Order(6)
   void publishedEventsReachTheSubscriberAndRetryRedelivers(String kind) throws Exception {
     OutrigClient c = client(kind);
@@ -244,14 +256,22 @@ class SidecarIT {
   }
 
   @ParameterizedTest
-  @ValueSource(strings = {"grpc", "shm"})
+  @ValueSource(strings = {"grpc", "unary", "shm"})
   @Order(7)
   void invokeReachesTheServeStreamOfTheApp(String kind) throws Exception {
     OutrigClient c = client(kind);
     Map<String, InvocationHandler> handlers = Map.of(
         "Echo", in -> new Reply(b(in.callerAppId() + ":" + in.dataAsString() + ":" + in.metadata().getOrDefault("x-trace", "")), "text/plain", Map.of()),
         "Missing", in -> { throw new NotFoundException("no order 42"); },
-        "Crash", in -> { throw new IllegalStateException("kaput"); });
+        "Crash", in -> { throw new IllegalStateException("kaput"); },
+        "Slow", in -> {
+          try {
+            Thread.sleep(3000);
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+          }
+          return new Reply(b("late"), "text/plain", Map.of());
+        });
     try (Subscription s = grpc.serve(handlers, null)) {
       InvokeResponse r = c.invoke(APP, "Echo", b("hi"), InvokeOptions.builder().contentType("text/plain").metadata("x-trace", "t1").build());
       assertEquals(APP + ":hi:t1", r.dataAsString());
@@ -262,11 +282,21 @@ class SidecarIT {
       assertTrue(crash.serverMessage().contains("kaput"), crash.serverMessage());
       assertThrows(NotFoundException.class, () -> c.invoke(APP, "Unknown", new byte[0]));
       assertEquals(APP + ":async:", c.invokeAsync(APP, "Echo", b("async"), null).join().dataAsString());
+      // The caller's deadline bounds the call on every carrier; the client serves the next call.
+      long t0 = System.nanoTime();
+      assertThrows(DeadlineExceededException.class,
+          () -> c.withTimeout(Duration.ofMillis(300)).invoke(APP, "Slow", new byte[0]));
+      CompletionException late = assertThrows(CompletionException.class,
+          () -> c.withTimeout(Duration.ofMillis(300)).invokeAsync(APP, "Slow", new byte[0], null).join());
+      assertInstanceOf(DeadlineExceededException.class, late.getCause());
+      long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
+      assertTrue(ms < 2500, "two 300 ms deadlines took " + ms + " ms");
+      assertEquals(APP + ":after:", c.invoke(APP, "Echo", b("after")).dataAsString());
     }
   }
 
   @ParameterizedTest
-  @ValueSource(strings = {"grpc", "shm"})
+  @ValueSource(strings = {"grpc", "unary", "shm"})
   @Order(8)
   void outputBindingAndMetadata(String kind) {
     OutrigClient c = client(kind);
@@ -304,13 +334,14 @@ class SidecarIT {
     }, SubscribeOptions.builder().stream(StreamOptions.builder()
         .onReconnect((err, d) -> reconnects.add(err.code().name())).build()).build());
     sidecar.kill();
-    // Calls fail fast while the sidecar is down, on both transports.
+    // Calls fail fast while the sidecar is down, on every carrier.
     assertThrows(UnavailableException.class, () -> grpc.getState("statestore", "k"));
+    assertThrows(UnavailableException.class, () -> unary.getState("statestore", "k"));
     assertThrows(UnavailableException.class, () -> shm.getState("statestore", "k"));
     Path res = dir.resolve("resources");
     long t0 = System.nanoTime();
     sidecar = OutrigProcess.sidecar(dir, APP, sock, List.of("--resources", res.toString()));
-    for (OutrigClient c : new OutrigClient[] {grpc, shm}) {
+    for (OutrigClient c : new OutrigClient[] {grpc, unary, shm}) {
       long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
       while (true) {
         try {

@@ -33,10 +33,16 @@ public final class GetStateBench {
     int calls = Integer.getInteger("calls", 100_000);
     int threads = Integer.getInteger("threads", 4);
     List<String> rows = new ArrayList<>();
-    for (String kind : shm.isEmpty() ? List.of("grpc-uds") : List.of("grpc-uds", "shm")) {
+    List<String> kinds = new ArrayList<>(List.of("grpc-uds", "grpc-uds-unary"));
+    if (!shm.isEmpty()) {
+      kinds.add("shm");
+    }
+    for (String kind : kinds) {
       OutrigClientBuilder b = OutrigClient.builder().address(address);
       if (kind.equals("shm")) {
         b.sharedMemory(shm);
+      } else if (kind.equals("grpc-uds-unary")) {
+        b.unaryRpc(); // one gRPC call per call; "grpc-uds" is the default, Multiplex streams
       }
       try (OutrigClient c = b.build()) {
         c.saveState("statestore", "bench-key", new byte[100]);
