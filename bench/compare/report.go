@@ -206,11 +206,12 @@ func (r *report) markdown() string {
 	m := r.meta
 	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 	w("## Sidecar vs direct access vs Dapr\n\n")
-	w("What is measured: an application (this Go program) reaching Redis and another application six ways — ")
+	w("What is measured: an application (this Go program) reaching Redis and another application seven ways — ")
 	w("**direct** (go-redis `GET`/`SET`/`XADD` to Redis; a plain gRPC call to the echo app for Invoke), ")
 	w("the **Outrig** sidecar through the Go SDK over **gRPC on loopback TCP** and **on a Unix socket** (the SDK's default: ")
 	w("unary calls on long-lived `Multiplex` streams), over **gRPC on a Unix socket with one unary gRPC call per call** ")
-	w("(`WithUnaryRPC`), over **shared memory** (`WithSharedMemory`), and **Dapr's daprd v1.16.0** (built from the Go module proxy by ")
+	w("(`WithUnaryRPC`), over **shared memory** (`WithSharedMemory`), the same over shared memory to a **slim build** of the sidecar ")
+	w("(`make build-slim`: only the Redis and in-memory components linked), and **Dapr's daprd v1.16.0** (built from the Go module proxy by ")
 	w("`bench/build-daprd.sh`) over its gRPC API on loopback TCP. Both sidecars use the same Redis through the same ")
 	w("component YAML (`state.redis`, `pubsub.redis`). Invoke is an echo of 100 B through two sidecars: caller sidecar → ")
 	w("callee sidecar → echo app (Outrig: the SDK's Serve stream; daprd: a gRPC AppCallback server, daprd's name resolution ")
@@ -235,7 +236,7 @@ func (r *report) markdown() string {
 	if len(r.cfg.sidecarEnv) > 0 {
 		w("Sidecar environment (Outrig and daprd alike): `%s`.\n\n", strings.Join(r.cfg.sidecarEnv, " "))
 	}
-	w("Command: `%s` (`make bench` runs `go run ./bench/compare -outrig bin/outrig $(BENCH_FLAGS)` after `make build`).\n\n", strings.TrimSpace(m.Command))
+	w("Command: `%s` (`make bench` runs `go run ./bench/compare -outrig bin/outrig -outrig-slim bin/outrig-slim $(BENCH_FLAGS)` after `make build build-slim`).\n\n", strings.TrimSpace(m.Command))
 	if r.cfg.png != "" {
 		w("![latency p50/p99 and throughput at %d callers per contender and operation](%s)\n\n", refCallers, relImg(r.cfg.doc, r.cfg.png))
 	}
