@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -45,6 +48,29 @@ func TestValidateExamples(t *testing.T) {
 		if code := run([]string{"validate", dir}, &out, &errb); code != 0 {
 			t.Errorf("validate %s: exit %d\n%s%s", dir, code, out.String(), errb.String())
 		}
+	}
+}
+
+// validate rejects a component type this build lacks, naming the component
+// and the type, and keeps reporting the rest.
+func TestValidateRejectsTypesNotInThisBuild(t *testing.T) {
+	dir := t.TempDir()
+	yaml := "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: %s\nspec:\n  type: %s\n  version: v1\n  metadata: []\n"
+	if err := os.WriteFile(filepath.Join(dir, "a.yaml"), fmt.Appendf(nil, yaml, "queue", "pubsub.nosuch"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "b.yaml"), fmt.Appendf(nil, yaml, "cache", "state.redis"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"validate", dir}, &out, &errb); code == 0 {
+		t.Fatalf("validate accepted an unknown type:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), `component "queue": spec.type: "pubsub.nosuch" version "v1": unknown component type in this build`) {
+		t.Errorf("output does not name the component and its type:\n%s", out.String())
+	}
+	if strings.Contains(out.String(), `"cache"`) {
+		t.Errorf("state.redis is in this build:\n%s", out.String())
 	}
 }
 

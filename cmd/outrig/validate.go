@@ -1,10 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 
+	"github.com/outrig/outrig/components"
 	"github.com/outrig/outrig/config"
 )
 
@@ -18,6 +22,7 @@ func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) err
 		return errUsage
 	}
 	bad := 0
+	reg := newRegistry()
 	for _, dir := range fs.Args() {
 		set, err := config.LoadDir(dir)
 		for _, e := range config.Errors(err) {
@@ -25,8 +30,19 @@ func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) err
 			bad++
 		}
 		if set != nil {
+			// A type this build lacks would be rejected by the sidecar when
+			// the configuration arrives; say so here.
+			valid := len(set.Components)
+			for _, name := range slices.Sorted(maps.Keys(set.Components)) {
+				c := set.Components[name]
+				if !reg.Has(c.GetType(), c.GetVersion()) {
+					fmt.Fprintf(stdout, "%s: component %q: spec.type: %q version %q: %v\n", dir, name, c.GetType(), cmp.Or(c.GetVersion(), "v1"), components.ErrUnknownType)
+					bad++
+					valid--
+				}
+			}
 			fmt.Fprintf(stdout, "%s: %d components, %d subscriptions, %d policies valid\n", dir,
-				len(set.Components), len(set.Subscriptions), len(set.Policies))
+				valid, len(set.Subscriptions), len(set.Policies))
 		}
 	}
 	if bad > 0 {
