@@ -223,21 +223,28 @@ final class MuxTransport implements Transport {
     return withOp(op, c);
   }
 
-  @Override
-  public <Q, R> R call(MethodDescriptor<Q, R> method, Q req, Duration timeout) {
+  /**
+   * Starts the call on a stream; null when it goes as a unary gRPC call instead (a method
+   * without a method id, or a sidecar without the Multiplex service).
+   */
+  private Sent start(MethodDescriptor<?, ?> method, Object req, long nanos) {
     Integer id = ShmTransport.METHOD_IDS.get(method.getFullMethodName());
     if (id == null || absent) {
-      return grpc.call(method, req, timeout);
+      return null;
     }
+    try {
+      return send(id, (MessageLite) req, nanos);
+    } catch (OutrigException e) {
+      throw withOp(method.getBareMethodName(), e);
+    }
+  }
+
+  @Override
+  public <Q, R> R call(MethodDescriptor<Q, R> method, Q req, Duration timeout) {
     String op = method.getBareMethodName();
     long nanos = timeout == null ? 0 : timeout.toNanos();
     long start = System.nanoTime();
-    Sent s;
-    try {
-      s = send(id, (MessageLite) req, nanos);
-    } catch (OutrigException e) {
-      throw withOp(op, e);
-    }
+    Sent s = start(method, req, nanos);
     if (s == null) {
       return grpc.call(method, req, remaining(nanos, start));
     }
@@ -264,18 +271,14 @@ final class MuxTransport implements Transport {
   @Override
   public <Q, R> CompletableFuture<R> callAsync(
       MethodDescriptor<Q, R> method, Q req, Duration timeout) {
-    Integer id = ShmTransport.METHOD_IDS.get(method.getFullMethodName());
-    if (id == null || absent) {
-      return grpc.callAsync(method, req, timeout);
-    }
     String op = method.getBareMethodName();
     long nanos = timeout == null ? 0 : timeout.toNanos();
     long start = System.nanoTime();
     Sent s;
     try {
-      s = send(id, (MessageLite) req, nanos);
+      s = start(method, req, nanos);
     } catch (OutrigException e) {
-      return CompletableFuture.failedFuture(withOp(op, e));
+      return CompletableFuture.failedFuture(e);
     }
     if (s == null) {
       return grpc.callAsync(method, req, remaining(nanos, start));
