@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -134,4 +135,31 @@ func TestSIGTERMDrainsCallsInFlight(t *testing.T) {
 		t.Fatalf("call in flight during SIGTERM failed: %v", err)
 	}
 	<-stopped
+}
+
+// TestSIGTERMWithIdleMultiplexStreams: an app's SDK keeps its Multiplex
+// streams open between calls. With nothing in flight they must not hold the
+// sidecar's shutdown for the whole --shutdown-grace.
+func TestSIGTERMWithIdleMultiplexStreams(t *testing.T) {
+	res := t.TempDir()
+	testenv.WriteFile(t, filepath.Join(res, "store.yaml"), memStore)
+	sc := testenv.StartSidecar(t, "idle", "--resources", res, "--shutdown-grace", "10s")
+	c := testenv.Client(t, sc.Sock)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for i := range 4 { // four calls at once: four pooled streams
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.SaveState(ctx, "statestore", fmt.Sprintf("k%d", i), []byte("v")); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	start := time.Now()
+	sc.Stop(t) // SIGTERM, waits for exit
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("sidecar took %v to exit with idle Multiplex streams and nothing in flight (grace 10s)", d.Round(time.Millisecond))
+	}
 }

@@ -191,7 +191,7 @@ func (s *Sidecar) start(ctx context.Context) (err error) {
 	s.stops = append(s.stops, func(context.Context) error { return s.remote.Close() })
 	svc := service.New(s.runtime, s.remote)
 	s.intSrv = grpctransport.NewInternalServer(&service.Internal{Service: svc}, s.metrics)
-	s.serveGRPC("internal", s.intSrv, intL)
+	s.serveGRPC("internal", s.intSrv, intL, nil)
 
 	// App API.
 	appL, err := listen(opts.Listen)
@@ -199,9 +199,10 @@ func (s *Sidecar) start(ctx context.Context) (err error) {
 		return err
 	}
 	dispatcher := calls.New(svc, s.metrics)
-	s.appSrv = grpctransport.NewAppServer(svc, s.metrics)
-	mux := grpctransport.RegisterMultiplex(s.appSrv, dispatcher)
-	s.serveGRPC("app API", s.appSrv, appL)
+	act := &grpctransport.Activity{}
+	s.appSrv = grpctransport.NewAppServer(svc, s.metrics, act)
+	mux := grpctransport.RegisterMultiplex(s.appSrv, dispatcher, act)
+	s.serveGRPC("app API", s.appSrv, appL, act.Idle)
 	// Runs before the server's graceful stop (stops run in reverse): calls
 	// arriving on open Multiplex streams are refused like new unary calls.
 	s.stops = append(s.stops, func(context.Context) error { mux.Drain(); return nil })
@@ -239,7 +240,13 @@ func advertised(addr, host string) string {
 	return net.JoinHostPort(host, port)
 }
 
-func (s *Sidecar) serveGRPC(name string, srv *grpc.Server, l net.Listener) {
+// serveGRPC serves srv on l until shutdown. The shutdown step stops srv
+// gracefully: calls in flight get up to --shutdown-grace, then the server
+// stops (streams such as Subscribe and Serve never end by themselves). When
+// idle is given and reports true during the graceful stop — every accepted
+// call finished, only the SDKs' idle Multiplex streams left — the server
+// stops at once instead of waiting out the grace for them.
+func (s *Sidecar) serveGRPC(name string, srv *grpc.Server, l net.Listener, idle func() bool) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -251,16 +258,33 @@ func (s *Sidecar) serveGRPC(name string, srv *grpc.Server, l net.Listener) {
 	s.stops = append(s.stops, func(ctx context.Context) error {
 		done := make(chan struct{})
 		go func() { srv.GracefulStop(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(grace):
-			srv.Stop() // streams (Subscribe, Serve) do not end by themselves
-		case <-ctx.Done():
-			srv.Stop()
+		expired := time.After(grace)
+		var poll <-chan time.Time
+		if idle != nil {
+			t := time.NewTicker(idlePoll)
+			defer t.Stop()
+			poll = t.C
 		}
-		return nil
+		for {
+			select {
+			case <-done:
+				return nil
+			case <-poll:
+				if !idle() {
+					continue
+				}
+			case <-expired: // streams (Subscribe, Serve) do not end by themselves
+			case <-ctx.Done():
+			}
+			srv.Stop()
+			return nil
+		}
 	})
 }
+
+// idlePoll is how often a gracefully stopping app server checks whether
+// only idle Multiplex streams are left.
+const idlePoll = 20 * time.Millisecond
 
 // ShmPath returns the shared-memory socket of an app API address for
 // "auto", or "" when the address is not a Unix socket.

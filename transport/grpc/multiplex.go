@@ -23,6 +23,7 @@ import (
 type multiplex struct {
 	runtimev1.UnimplementedMultiplexServer
 	calls    *calls.Dispatcher
+	act      *Activity
 	draining atomic.Bool
 }
 
@@ -30,9 +31,9 @@ type multiplex struct {
 type Multiplex struct{ m *multiplex }
 
 // RegisterMultiplex serves the Multiplex service on s (the app API server)
-// with d's calls.
-func RegisterMultiplex(s grpc.ServiceRegistrar, d *calls.Dispatcher) Multiplex {
-	m := &multiplex{calls: d}
+// with d's calls; act (may be nil) counts each call while it runs.
+func RegisterMultiplex(s grpc.ServiceRegistrar, d *calls.Dispatcher, act *Activity) Multiplex {
+	m := &multiplex{calls: d, act: act}
 	runtimev1.RegisterMultiplexServer(s, m)
 	return Multiplex{m: m}
 }
@@ -60,6 +61,7 @@ func (m *multiplex) Calls(stream runtimev1.Multiplex_CallsServer) error {
 			callCtx, cancel = context.WithTimeout(ctx, time.Duration(t)*time.Microsecond)
 		}
 		var out []byte
+		m.act.begin()
 		if m.draining.Load() {
 			err = errDraining
 		} else {
@@ -72,7 +74,9 @@ func (m *multiplex) Calls(stream runtimev1.Multiplex_CallsServer) error {
 		} else {
 			resp.Payload = out
 		}
-		if err := stream.Send(resp); err != nil {
+		err = stream.Send(resp)
+		m.act.end() // answered: the stream is idle again
+		if err != nil {
 			return err
 		}
 	}

@@ -38,12 +38,13 @@ func streamWorkers() uint32 { return uint32(streamWorkersPerProc * runtime.GOMAX
 
 const streamWorkersPerProc = 8
 
-// NewAppServer returns a gRPC server serving the app API.
-func NewAppServer(svc *service.Service, m *telemetry.Metrics, opts ...grpc.ServerOption) *grpc.Server {
+// NewAppServer returns a gRPC server serving the app API; act (may be nil)
+// counts its calls and streams in flight.
+func NewAppServer(svc *service.Service, m *telemetry.Metrics, act *Activity, opts ...grpc.ServerOption) *grpc.Server {
 	opts = append(opts,
 		grpc.NumStreamWorkers(streamWorkers()),
-		grpc.ChainUnaryInterceptor(unary(m, svc.MetricsApp)),
-		grpc.ChainStreamInterceptor(stream(m, svc.MetricsApp)),
+		grpc.ChainUnaryInterceptor(unary(m, svc.MetricsApp, act)),
+		grpc.ChainStreamInterceptor(stream(m, svc.MetricsApp, act)),
 		grpc.MaxRecvMsgSize(16<<20), grpc.MaxSendMsgSize(16<<20),
 	)
 	s := grpc.NewServer(opts...)
@@ -54,7 +55,7 @@ func NewAppServer(svc *service.Service, m *telemetry.Metrics, opts ...grpc.Serve
 // NewInternalServer returns a gRPC server serving sidecar-to-sidecar calls.
 func NewInternalServer(in *service.Internal, m *telemetry.Metrics) *grpc.Server {
 	s := grpc.NewServer(grpc.NumStreamWorkers(streamWorkers()),
-		grpc.ChainUnaryInterceptor(unary(m, func(string) string { return "" })), grpc.MaxRecvMsgSize(16<<20), grpc.MaxSendMsgSize(16<<20))
+		grpc.ChainUnaryInterceptor(unary(m, func(string) string { return "" }, nil)), grpc.MaxRecvMsgSize(16<<20), grpc.MaxSendMsgSize(16<<20))
 	runtimev1.RegisterInternalServer(s, in)
 	return s
 }
@@ -85,8 +86,10 @@ func component(req any) string {
 	return ""
 }
 
-func unary(m *telemetry.Metrics, label func(string) string) grpc.UnaryServerInterceptor {
+func unary(m *telemetry.Metrics, label func(string) string, act *Activity) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		act.begin()
+		defer act.end()
 		start := time.Now()
 		app := appID(ctx)
 		resp, err := h(service.WithAppID(ctx, app), req)
@@ -111,8 +114,12 @@ type wrappedStream struct {
 
 func (w *wrappedStream) Context() context.Context { return w.ctx }
 
-func stream(m *telemetry.Metrics, label func(string) string) grpc.StreamServerInterceptor {
+func stream(m *telemetry.Metrics, label func(string) string, act *Activity) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		if info.FullMethod != runtimev1.Multiplex_Calls_FullMethodName {
+			act.begin() // a Multiplex stream counts per call (multiplex.go)
+			defer act.end()
+		}
 		start := time.Now()
 		app := appID(ss.Context())
 		err := h(srv, &wrappedStream{ServerStream: ss, ctx: service.WithAppID(ss.Context(), app)})
