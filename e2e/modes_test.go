@@ -144,19 +144,22 @@ func TestSIGTERMWithIdleMultiplexStreams(t *testing.T) {
 	res := t.TempDir()
 	testenv.WriteFile(t, filepath.Join(res, "store.yaml"), memStore)
 	sc := testenv.StartSidecar(t, "idle", "--resources", res, "--shutdown-grace", "10s")
-	c := testenv.Client(t, sc.Sock)
 	ctx := context.Background()
-	var wg sync.WaitGroup
-	for i := range 4 { // four calls at once: four pooled streams
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := c.SaveState(ctx, "statestore", fmt.Sprintf("k%d", i), []byte("v")); err != nil {
-				t.Error(err)
-			}
-		}()
+	// Idle connections of the other carriers must not hold it either.
+	for _, c := range []*outrig.Client{testenv.Client(t, sc.Sock), testenv.Client(t, sc.Sock, outrig.WithSharedMemory("")),
+		testenv.Client(t, sc.Sock, outrig.WithUnaryRPC())} {
+		var wg sync.WaitGroup
+		for i := range 4 { // four calls at once: four pooled streams
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := c.SaveState(ctx, "statestore", fmt.Sprintf("k%d", i), []byte("v")); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
 	}
-	wg.Wait()
 	start := time.Now()
 	sc.Stop(t) // SIGTERM, waits for exit
 	if d := time.Since(start); d > 3*time.Second {
