@@ -8,10 +8,12 @@ import (
 
 	configv1 "github.com/outrig/outrig/api/gen/outrig/config/v1"
 	runtimev1 "github.com/outrig/outrig/api/gen/outrig/runtime/v1"
+	"github.com/outrig/outrig/api/mux"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/outrig/outrig/errkind"
 	"github.com/outrig/outrig/governance/balancer"
@@ -31,15 +33,23 @@ type Picker interface {
 }
 
 // Remote calls apps on other sidecars through their Internal service. One
-// gRPC connection per sidecar address is kept and reused. Safe for
-// concurrent use; Close once at shutdown.
+// gRPC connection per sidecar address is kept and reused; calls go on its
+// Multiplex streams (api/mux, method mux.MethodCallLocal: one message each
+// way instead of a unary call), or as unary CallLocal calls to a sidecar
+// without the service. Safe for concurrent use; Close once at shutdown.
 type Remote struct {
 	resolver Resolver
 	picker   Picker
 	local    func(appID string) *Local // apps served by this sidecar (host mode): called directly
 
 	mu    sync.Mutex
-	conns map[string]*grpc.ClientConn
+	conns map[string]*peer
+}
+
+// peer is the connection to one sidecar.
+type peer struct {
+	cc  *grpc.ClientConn
+	mux *mux.Caller
 }
 
 // NewRemote returns the caller side of invocation.
@@ -47,7 +57,7 @@ func NewRemote(resolver Resolver, picker Picker, local func(appID string) *Local
 	if picker == nil {
 		picker = NewBalancers()
 	}
-	return &Remote{resolver: resolver, picker: picker, local: local, conns: map[string]*grpc.ClientConn{}}
+	return &Remote{resolver: resolver, picker: picker, local: local, conns: map[string]*peer{}}
 }
 
 // Invoke calls req.AppId on behalf of caller; lb is the load-balancer
@@ -83,28 +93,44 @@ func (r *Remote) Invoke(ctx context.Context, caller string, req *runtimev1.Invok
 	return resp, err
 }
 
-func (r *Remote) conn(addr string) (*grpc.ClientConn, error) {
+func (r *Remote) conn(addr string) (*peer, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if c := r.conns[addr]; c != nil {
-		return c, nil
+	if p := r.conns[addr]; p != nil {
+		return p, nil
 	}
 	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return nil, fmt.Errorf("sidecar %s: %w: %w", addr, errkind.ErrUnavailable, err)
 	}
-	r.conns[addr] = c
-	return c, nil
+	p := &peer{cc: c, mux: mux.New(c)}
+	r.conns[addr] = p
+	return p, nil
 }
 
 func (r *Remote) call(ctx context.Context, addr string, req *runtimev1.InternalInvokeRequest) (*runtimev1.InvokeResponse, error) {
-	c, err := r.conn(addr)
+	p, err := r.conn(addr)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := runtimev1.NewInternalClient(c).CallLocal(ctx, req)
+	b, err := proto.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("invoke %s: encode request: %w: %w", req.TargetAppId, errkind.ErrInvalidArgument, err)
+	}
+	out, err := p.mux.Call(ctx, mux.MethodCallLocal, b)
+	if errors.Is(err, mux.ErrNotServed) {
+		resp, err := runtimev1.NewInternalClient(p.cc).CallLocal(ctx, req)
+		if err != nil {
+			return nil, fromRemote(req.TargetAppId, addr, err)
+		}
+		return resp, nil
+	}
 	if err != nil {
 		return nil, fromRemote(req.TargetAppId, addr, err)
+	}
+	resp := &runtimev1.InvokeResponse{}
+	if err := proto.Unmarshal(out, resp); err != nil {
+		return nil, fromRemote(req.TargetAppId, addr, status.Error(codes.Internal, "malformed answer: "+err.Error()))
 	}
 	return resp, nil
 }
@@ -157,8 +183,9 @@ func (r *Remote) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var errs []error
-	for a, c := range r.conns {
-		errs = append(errs, c.Close())
+	for a, p := range r.conns {
+		p.mux.Close()
+		errs = append(errs, p.cc.Close())
 		delete(r.conns, a)
 	}
 	return errors.Join(errs...)

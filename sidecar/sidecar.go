@@ -190,8 +190,14 @@ func (s *Sidecar) start(ctx context.Context) (err error) {
 	s.remote = invoke.NewRemote(s.config, invoke.NewBalancers(), s.runtime.Local)
 	s.stops = append(s.stops, func(context.Context) error { return s.remote.Close() })
 	svc := service.New(s.runtime, s.remote)
-	s.intSrv = grpctransport.NewInternalServer(&service.Internal{Service: svc}, s.metrics)
-	s.serveGRPC("internal", s.intSrv, intL, nil)
+	internal := &service.Internal{Service: svc}
+	intAct := &grpctransport.Activity{}
+	s.intSrv = grpctransport.NewInternalServer(internal, s.metrics, intAct)
+	intMux := grpctransport.RegisterMultiplex(s.intSrv, calls.NewInternal(internal, s.metrics), intAct)
+	s.serveGRPC("internal", s.intSrv, intL, intAct.Idle)
+	// Calls from other sidecars on open Multiplex streams are refused from
+	// the start of the shutdown, like new unary calls: callers retry elsewhere.
+	s.stops = append(s.stops, func(context.Context) error { intMux.Drain(); return nil })
 
 	// App API.
 	appL, err := listen(opts.Listen)

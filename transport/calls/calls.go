@@ -41,9 +41,15 @@ func (d *Dispatcher) Call(ctx context.Context, appID string, method uint16, req 
 	ctx = service.WithAppID(ctx, appID)
 	start := time.Now()
 	out, name, component, err := d.dispatch(ctx, method, req)
+	return answer(d.metrics, d.svc.MetricsApp(appID), name, component, start, out, err)
+}
+
+// answer counts a call in m (may be nil) under app, name and component, and
+// returns its encoded response or its error converted by the edge table.
+func answer(m *telemetry.Metrics, app, name, component string, start time.Time, out []byte, err error) ([]byte, error) {
 	st, _ := edge.Status(err)
-	if d.metrics != nil {
-		d.metrics.API(d.svc.MetricsApp(appID), name, component, st.Code().String(), time.Since(start))
+	if m != nil {
+		m.API(app, name, component, st.Code().String(), time.Since(start))
 	}
 	if err != nil {
 		return nil, st.Err()

@@ -22,7 +22,7 @@ import (
 // one call to the next.
 type multiplex struct {
 	runtimev1.UnimplementedMultiplexServer
-	calls    *calls.Dispatcher
+	calls    Caller
 	act      *Activity
 	draining atomic.Bool
 }
@@ -30,9 +30,21 @@ type multiplex struct {
 // Multiplex is the registered Multiplex service.
 type Multiplex struct{ m *multiplex }
 
-// RegisterMultiplex serves the Multiplex service on s (the app API server)
-// with d's calls; act (may be nil) counts each call while it runs.
-func RegisterMultiplex(s grpc.ServiceRegistrar, d *calls.Dispatcher, act *Activity) Multiplex {
+// Caller runs one call by method id: transport/calls.Dispatcher (the app
+// API's Runtime methods) or transport/calls.Internal (sidecar to sidecar).
+type Caller interface {
+	Call(ctx context.Context, appID string, method uint16, req []byte) ([]byte, error)
+}
+
+var (
+	_ Caller = (*calls.Dispatcher)(nil)
+	_ Caller = (*calls.Internal)(nil)
+)
+
+// RegisterMultiplex serves the Multiplex service on s (the app API server or
+// the internal server) with d's calls; act (may be nil) counts each call
+// while it runs.
+func RegisterMultiplex(s grpc.ServiceRegistrar, d Caller, act *Activity) Multiplex {
 	m := &multiplex{calls: d, act: act}
 	runtimev1.RegisterMultiplexServer(s, m)
 	return Multiplex{m: m}

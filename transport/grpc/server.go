@@ -52,10 +52,13 @@ func NewAppServer(svc *service.Service, m *telemetry.Metrics, act *Activity, opt
 	return s
 }
 
-// NewInternalServer returns a gRPC server serving sidecar-to-sidecar calls.
-func NewInternalServer(in *service.Internal, m *telemetry.Metrics) *grpc.Server {
+// NewInternalServer returns a gRPC server serving sidecar-to-sidecar calls
+// as unary CallLocal calls; act (may be nil) counts them in flight. The
+// caller registers the Multiplex service on it too (RegisterMultiplex with
+// transport/calls.Internal), which other sidecars use by default.
+func NewInternalServer(in *service.Internal, m *telemetry.Metrics, act *Activity) *grpc.Server {
 	s := grpc.NewServer(grpc.NumStreamWorkers(streamWorkers()),
-		grpc.ChainUnaryInterceptor(unary(m, func(string) string { return "" }, nil)), grpc.MaxRecvMsgSize(16<<20), grpc.MaxSendMsgSize(16<<20))
+		grpc.ChainUnaryInterceptor(unary(m, func(string) string { return "" }, act)), grpc.MaxRecvMsgSize(16<<20), grpc.MaxSendMsgSize(16<<20))
 	runtimev1.RegisterInternalServer(s, in)
 	return s
 }

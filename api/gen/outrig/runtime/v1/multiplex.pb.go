@@ -29,7 +29,8 @@ type CallFrame struct {
 	// Chosen by the client; the answer carries the same id.
 	Id uint64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
 	// Request: the method, by its shared-memory method id (api/shm/SPEC.md §7,
-	// e.g. 2 = GetState). An unknown id is answered with UNIMPLEMENTED.
+	// e.g. 2 = GetState; on the internal listener 1 = CallLocal). An unknown
+	// id is answered with UNIMPLEMENTED.
 	Method uint32 `protobuf:"varint,2,opt,name=method,proto3" json:"method,omitempty"`
 	// Request: the method's request message, encoded. Answer: its response
 	// message, encoded, when the call succeeded.

@@ -38,6 +38,11 @@ const (
 //
 // Optional: a client may use the unary methods instead, and must when the
 // sidecar answers Calls with UNIMPLEMENTED (an older sidecar).
+//
+// Served on two listeners, with a method id space each: the app listener
+// carries the Runtime methods (the ids of api/shm/SPEC.md §7); a sidecar's
+// internal listener carries Internal.CallLocal as method 1 (other sidecars
+// use it to invoke the apps it serves).
 type MultiplexClient interface {
 	// Calls serves one call at a time per stream: the client sends a request
 	// frame, the sidecar answers it with one frame of the same id, then takes
@@ -84,6 +89,11 @@ type Multiplex_CallsClient = grpc.BidiStreamingClient[CallFrame, CallFrame]
 //
 // Optional: a client may use the unary methods instead, and must when the
 // sidecar answers Calls with UNIMPLEMENTED (an older sidecar).
+//
+// Served on two listeners, with a method id space each: the app listener
+// carries the Runtime methods (the ids of api/shm/SPEC.md §7); a sidecar's
+// internal listener carries Internal.CallLocal as method 1 (other sidecars
+// use it to invoke the apps it serves).
 type MultiplexServer interface {
 	// Calls serves one call at a time per stream: the client sends a request
 	// frame, the sidecar answers it with one frame of the same id, then takes
