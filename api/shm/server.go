@@ -206,7 +206,7 @@ func (s *Server) accept(conn *net.UnixConn, h Handler) {
 	s.conns64.Add(1)
 	s.connsTotal.Add(1)
 	s.mapped.Add(int64(sc.mapped))
-	sc.start()
+	sc.goServe()
 }
 
 // handshake runs SPEC.md §8 from the server side.

@@ -115,9 +115,6 @@ func newServerConn(s *Server, h Handler, ctx context.Context, cancel context.Can
 	return sc
 }
 
-// start begins serving the connection on a worker.
-func (sc *serverConn) start() { sc.workers.spawn(task{kind: taskServe}) }
-
 // do runs a task on a worker (workerPool.spawn).
 func (sc *serverConn) do(t task) {
 	switch t.kind {
@@ -128,7 +125,8 @@ func (sc *serverConn) do(t task) {
 	}
 }
 
-// goServe hands the reader duties to another worker.
+// goServe hands the reader duties to another worker (also how a new
+// connection starts being served).
 func (sc *serverConn) goServe() { sc.workers.spawn(task{kind: taskServe}) }
 
 // goRun runs j on another worker.

@@ -186,24 +186,29 @@ func TestCollectionChangesConvergeAcrossTrims(t *testing.T) {
 			t.Errorf("stretch %d: the collection's log holds %d changes: not trimmed", stretch, logLen)
 		}
 	}
-	for _, k := range []map[string]string{knownOf(c, "pay/*")} {
-		if len(k) > 1 {
-			t.Errorf("version map holds %d entries: %v", len(k), k)
-		}
+	if k := knownOf(c, "pay/*"); len(k) > 1 {
+		t.Errorf("version map holds %d entries: %v", len(k), k)
 	}
+}
+
+// subscribedWhole starts a server with n endpoints of "pay" and a client
+// that subscribed to "pay/*", received them and is recorded as a whole.
+func subscribedWhole(t *testing.T, n int) (*testEnv, *rawStream) {
+	t.Helper()
+	env := startServer(t)
+	_ = env.srv.UpdateResources(resource.EndpointType, endpointSet("pay", n), nil)
+	s := env.dial(t, "caller", nil, true)
+	s.subscribe(resource.EndpointType, []string{"pay/*"}, nil)
+	s.ack(s.next(wait))
+	waitKnown(t, env.srv.caches[resource.EndpointType], "pay/*", func(k map[string]string) bool { return len(k) == 1 })
+	return env, s
 }
 
 // Unsubscribing a collection recorded as a whole removes its members from
 // the client, including one that changed while the client was not reading;
 // resubscribing sends them again.
 func TestCompactCollectionUnsubscribeResubscribe(t *testing.T) {
-	env := startServer(t)
-	_ = env.srv.UpdateResources(resource.EndpointType, endpointSet("pay", 3), nil)
-	c := env.srv.caches[resource.EndpointType]
-	s := env.dial(t, "caller", nil, true)
-	s.subscribe(resource.EndpointType, []string{"pay/*"}, nil)
-	s.ack(s.next(wait))
-	waitKnown(t, c, "pay/*", func(k map[string]string) bool { return len(k) == 1 })
+	env, s := subscribedWhole(t, 3)
 	e := endpoint("pay", 7)
 	_ = env.srv.UpdateResources(resource.EndpointType, map[string]proto.Message{resource.Name(e): e}, nil)
 	s.ack(s.next(wait))
@@ -224,13 +229,7 @@ func TestCompactCollectionUnsubscribeResubscribe(t *testing.T) {
 // During a hold, a client recorded as a whole keeps the members that leave
 // (and receives nothing of the collection); when the hold ends it is told.
 func TestCompactCollectionHold(t *testing.T) {
-	env := startServer(t)
-	_ = env.srv.UpdateResources(resource.EndpointType, endpointSet("pay", 3), nil)
-	c := env.srv.caches[resource.EndpointType]
-	s := env.dial(t, "caller", nil, true)
-	s.subscribe(resource.EndpointType, []string{"pay/*"}, nil)
-	s.ack(s.next(wait))
-	waitKnown(t, c, "pay/*", func(k map[string]string) bool { return len(k) == 1 })
+	env, s := subscribedWhole(t, 3)
 	if err := env.srv.HoldRemovals(resource.EndpointType, 300*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}

@@ -71,8 +71,7 @@ final class MuxTransport implements Transport {
   private final class MuxStream extends ClientCall.Listener<CallFrame> {
     final ClientCall<CallFrame, CallFrame> call;
     final AtomicReference<CompletableFuture<CallFrame>> pending = new AtomicReference<>();
-    volatile boolean ended;
-    volatile Status endStatus; // set before ended
+    volatile Status ended; // how the stream ended; null while open
 
     MuxStream() {
       // Direct executor: the callbacks below only complete a future.
@@ -92,8 +91,7 @@ final class MuxTransport implements Transport {
 
     @Override
     public void onClose(Status status, Metadata trailers) {
-      endStatus = status;
-      ended = true;
+      ended = status;
       CompletableFuture<CallFrame> p = pending.getAndSet(null);
       if (p != null) {
         p.completeExceptionally(status.asRuntimeException(trailers));
@@ -106,7 +104,7 @@ final class MuxTransport implements Transport {
      */
     boolean send(CallFrame frame, CompletableFuture<CallFrame> f) {
       pending.set(f);
-      if (ended && pending.compareAndSet(f, null)) {
+      if (ended != null && pending.compareAndSet(f, null)) {
         return false;
       }
       call.request(1);
@@ -151,12 +149,12 @@ final class MuxTransport implements Transport {
       }
       // The stream ended before the request left: an idle one when the sidecar restarted, a
       // new one at once when the sidecar has no Multiplex service.
-      if (streamFailure(null, st.endStatus.asRuntimeException()) == null) {
+      if (streamFailure(null, st.ended.asRuntimeException()) == null) {
         return null;
       }
       if (!reused || attempt > 0) {
         throw new UnavailableException(
-            null, "multiplex stream ended before the call: " + st.endStatus, null, null);
+            null, "multiplex stream ended before the call: " + st.ended, null, null);
       }
     }
   }
@@ -165,7 +163,7 @@ final class MuxTransport implements Transport {
     synchronized (idle) {
       MuxStream st;
       while ((st = idle.pollLast()) != null) {
-        if (!st.ended) {
+        if (st.ended == null) {
           return st;
         }
       }
@@ -175,7 +173,7 @@ final class MuxTransport implements Transport {
 
   private void put(MuxStream st) {
     synchronized (idle) {
-      if (!closed && !st.ended && idle.size() < MAX_IDLE) {
+      if (!closed && st.ended == null && idle.size() < MAX_IDLE) {
         idle.addLast(st);
         return;
       }
