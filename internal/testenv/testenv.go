@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -119,15 +120,33 @@ func (p *Process) Stop(t testing.TB) {
 	}
 }
 
-// FreeAddr returns a free loopback TCP address.
+// handedOut holds every address FreeAddr returned in this process: the
+// kernel may offer a port again as soon as its probe listener is closed, and
+// a test that asked for two addresses (a sidecar's --listen and its
+// --admin-listen) then got the same one twice (an e2e test failed so).
+var handedOut = struct {
+	sync.Mutex
+	addrs map[string]bool
+}{addrs: map[string]bool{}}
+
+// FreeAddr returns a free loopback TCP address, never one it returned
+// before in this process.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		if !handedOut.addrs[addr] {
+			handedOut.addrs[addr] = true
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // WaitHTTP waits until url answers want.
