@@ -78,6 +78,11 @@ type endpoint struct {
 	txHead     *uint64 // the consumer position of the ring we produce into
 	txHeadSeen uint64
 	spin       time.Duration // current adaptive spin budget
+	// Lone spin (server, ServerOptions.LoneSpin): used instead of spin
+	// while alone reports that no call is running. Set before the
+	// endpoint starts.
+	loneSpinMax, loneSpin time.Duration
+	alone                 func() bool
 
 	// token, when not nil (client), holds one value while no goroutine
 	// performs the reader duties; taking it grants them.

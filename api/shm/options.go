@@ -56,6 +56,18 @@ type ServerOptions struct {
 	// Spin is the longest the request reader polls before parking: 0 means
 	// DefaultSpin, negative disables spinning.
 	Spin time.Duration
+	// LoneSpin, when positive, serves a lone caller without any thread
+	// wake-up in the server: while a connection has no call running, its
+	// request reader polls an empty ring for up to LoneSpin (adaptive, as
+	// Spin) before parking, and a request that is the connection's only
+	// call and whose handler has finished within LoneSpin on average runs
+	// on the reader's goroutine, which keeps the reader duties (no hand-off
+	// to another thread). Pair it with handlers that poll their backend
+	// instead of sleeping (the sidecar's Redis connections do); with more
+	// than one call running, Spin applies and nothing changes. It costs up
+	// to a core while a caller calls back to back. 0 (the default) or
+	// negative: off.
+	LoneSpin time.Duration
 	// HandshakeTimeout bounds each handshake; 0 means DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
 }

@@ -134,14 +134,18 @@ const spinFloorDiv = 16
 // idleSpin polls the consumed ring (and stop) for up to the current budget;
 // it reports whether there is something to do.
 func (e *endpoint) idleSpin(stop func() bool) bool {
-	if e.spinMax <= 0 {
+	budget, most := &e.spin, e.spinMax
+	if e.loneSpinMax > 0 && e.alone() {
+		budget, most = &e.loneSpin, e.loneSpinMax
+	}
+	if most <= 0 {
 		return false
 	}
-	if spinWait(e.spin, func() bool { return e.rx.pending() || (stop != nil && stop()) }) {
-		e.spin = min(e.spinMax, 2*e.spin)
+	if spinWait(*budget, func() bool { return e.rx.pending() || (stop != nil && stop()) }) {
+		*budget = min(most, 2**budget)
 		return true
 	}
-	e.spin = max(e.spinMax/spinFloorDiv, e.spin/2)
+	*budget = max(most/spinFloorDiv, *budget/2)
 	return false
 }
 

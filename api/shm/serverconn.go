@@ -21,7 +21,10 @@ import (
 // another worker ("rescue") when that matters: a handler of this connection that
 // must wait for ring space (the reader would free it), and a watchdog that
 // ticks every watchEvery while inline handlers run and rescues one that has
-// run longer than rescueAfter. (A timer per call would be finer, but arming
+// run longer than rescueAfter. With ServerOptions.LoneSpin, a slow request
+// that is the connection's only call runs inline too (the reader then polls
+// for the caller's next request instead of sleeping); it is rescued after
+// LoneSpin. (A timer per call would be finer, but arming
 // one wakes the runtime's poller; Go's timers are coarse — a millisecond —
 // when the process is idle anyway.)
 const (
@@ -31,6 +34,9 @@ const (
 	// costSlots bounds the method ids whose cost is tracked; others are
 	// never run inline.
 	costSlots = 64
+	// loneQuiet is how long a connection must have had no overlapping
+	// calls before a call counts as lone (ServerOptions.LoneSpin).
+	loneQuiet = 10 * time.Millisecond
 )
 
 // methodCosts tracks the average handler duration per method id (ns,
@@ -44,6 +50,11 @@ type methodCosts struct {
 
 func (m *methodCosts) fast(method uint16) bool {
 	return int(method) < costSlots && m.avg[method].Load() < m.fastBelow.Load()
+}
+
+// below reports whether method's handlers have finished within d on average.
+func (m *methodCosts) below(method uint16, d time.Duration) bool {
+	return int(method) < costSlots && m.avg[method].Load() < int64(d)
 }
 
 func (m *methodCosts) record(method uint16, d time.Duration) {
@@ -75,10 +86,19 @@ type serverConn struct {
 	// owns the reader duties.
 	vacant      atomic.Bool
 	inlineStart atomic.Int64 // UnixNano when the running inline handler started, 0 if none
+	inlineLimit atomic.Int64 // ns the running inline handler may run before a rescue
 	inlineRuns  atomic.Int64
-	watch       *time.Timer
-	watchArmed  atomic.Bool
-	watchRuns   int64 // watchdog only
+	// handling counts the requests read whose handler has not returned yet
+	// (slots, by contrast, are freed once the response is sent).
+	handling atomic.Int64
+	// overlapAt is when (UnixNano) a request last arrived while another
+	// handler of the connection was running: the lone mode (LoneSpin) waits
+	// for loneQuiet after it, so that callers that overlap are served as
+	// before.
+	overlapAt  atomic.Int64
+	watch      *time.Timer
+	watchArmed atomic.Bool
+	watchRuns  int64 // watchdog only
 
 	mu       sync.Mutex
 	inflight map[uint64]*serverCall
@@ -147,17 +167,27 @@ func (sc *serverConn) serve() {
 		}
 		j := sc.next
 		sc.next, sc.hasNext = job{}, false
+		limit := rescueAfter
 		if !sc.s.costs.fast(j.h.Method) {
-			// A slow handler (one waiting on Redis, say): hand the reader
-			// duties to a new goroutine and run the handler here, on the
-			// thread the kernel woke, rather than the other way round —
-			// the new reader is not on anybody's critical path.
-			sc.goServe()
-			sc.run(j)
-			return
+			if !sc.lone(j.h.Method) {
+				// A slow handler (one waiting on Redis, say): hand the
+				// reader duties to a new goroutine and run the handler
+				// here, on the thread the kernel woke, rather than the
+				// other way round — the new reader is not on anybody's
+				// critical path.
+				sc.goServe()
+				sc.run(j)
+				return
+			}
+			// The connection's only call (ServerOptions.LoneSpin): keep
+			// the reader duties, so that this thread, still awake, reads
+			// the caller's next request.
+			limit = max(limit, sc.s.opts.LoneSpin)
+			sc.s.loneRuns.Add(1)
 		}
 		sc.vacant.Store(true)
 		sc.inlineRuns.Add(1)
+		sc.inlineLimit.Store(int64(limit))
 		sc.inlineStart.Store(time.Now().UnixNano())
 		if !sc.watchArmed.Load() && sc.watchArmed.CompareAndSwap(false, true) {
 			sc.watch.Reset(watchEvery)
@@ -172,6 +202,23 @@ func (sc *serverConn) serve() {
 
 func (sc *serverConn) hasInline() bool { return sc.hasNext }
 
+// lone reports whether a request of method may run inline although it is not
+// fast: LoneSpin is on, it is the connection's only call (no other handler
+// running), no calls have overlapped for loneQuiet, and the method's
+// handlers have finished within LoneSpin on average.
+func (sc *serverConn) lone(method uint16) bool {
+	ls := sc.s.opts.LoneSpin
+	return ls > 0 && sc.handling.Load() == 1 && sc.quiet() && sc.s.costs.below(method, ls)
+}
+
+// idle reports that no handler of the connection is running and none have
+// overlapped for loneQuiet (the reader's lone spin).
+func (sc *serverConn) idle() bool { return sc.handling.Load() == 0 && sc.quiet() }
+
+func (sc *serverConn) quiet() bool {
+	return time.Now().UnixNano()-sc.overlapAt.Load() > int64(loneQuiet)
+}
+
 // rescue hands the reader duties to a new goroutine if the reader is
 // running a handler inline; it runs on the watchdog and on writers that
 // must wait for space.
@@ -184,7 +231,7 @@ func (sc *serverConn) rescue() {
 
 // watchdog runs every watchEvery while inline handlers run (see above).
 func (sc *serverConn) watchdog() {
-	if start := sc.inlineStart.Load(); start != 0 && time.Since(time.Unix(0, start)) > rescueAfter {
+	if start := sc.inlineStart.Load(); start != 0 && time.Since(time.Unix(0, start)) > time.Duration(sc.inlineLimit.Load()) {
 		sc.rescue()
 	}
 	runs := sc.inlineRuns.Load()
@@ -247,6 +294,9 @@ func (sc *serverConn) onMessage(h FrameHeader, payload []byte) error {
 		ctx, cancel = context.WithCancel(sc.ctx)
 	}
 	c := &serverCall{cancel: cancel}
+	if sc.handling.Add(1) > 1 && sc.s.opts.LoneSpin > 0 {
+		sc.overlapAt.Store(time.Now().UnixNano())
+	}
 	sc.mu.Lock()
 	sc.inflight[h.Stream] = c
 	sc.mu.Unlock()
@@ -270,6 +320,7 @@ func (sc *serverConn) run(j job) {
 	defer j.c.cancel()
 	start := time.Now()
 	resp, err := sc.h.Handle(j.ctx, j.h.Method, j.req)
+	sc.handling.Add(-1)
 	sc.s.costs.record(j.h.Method, time.Since(start))
 	sc.mu.Lock()
 	delete(sc.inflight, j.h.Stream)

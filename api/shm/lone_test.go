@@ -1,0 +1,111 @@
+package shm
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+)
+
+// slowEcho echoes after sleeping d: a handler that waits on a backend.
+func slowEcho(d time.Duration) Handler {
+	return HandlerFunc(func(_ context.Context, _ uint16, req []byte) ([]byte, error) {
+		time.Sleep(d)
+		return req, nil
+	})
+}
+
+func callN(t *testing.T, c *ClientConn, n int, msg string) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		resp, err := c.Call(context.Background(), MethodGetState, []byte(msg))
+		if err != nil || string(resp) != msg {
+			t.Fatalf("call %d: %q, %v", i, resp, err)
+		}
+	}
+}
+
+// With LoneSpin, the slow calls of a lone sequential caller run on the
+// reader's goroutine; without it, never.
+func TestLoneSlowCallsRunOnTheReader(t *testing.T) {
+	checkLeaks(t)
+	for _, lone := range []time.Duration{0, time.Second} {
+		s := startServer(t, ServerOptions{LoneSpin: lone}, slowEcho(200*time.Microsecond))
+		c := dial(t, s.Addr(), DialOptions{})
+		callN(t, c, 40, "x")
+		got := s.Stats().LoneRuns
+		switch {
+		case lone == 0 && got != 0:
+			t.Errorf("LoneSpin off: %d lone runs, want 0", got)
+		case lone > 0 && got < 30:
+			// The first calls run inline as fast ones until their cost is known.
+			t.Errorf("LoneSpin %v: %d of 40 sequential slow calls ran lone, want at least 30", lone, got)
+		}
+	}
+}
+
+// Callers whose calls overlap are served as without LoneSpin.
+func TestOverlappingCallersDoNotRunLone(t *testing.T) {
+	checkLeaks(t)
+	s := startServer(t, ServerOptions{LoneSpin: time.Second}, slowEcho(200*time.Microsecond))
+	c := dial(t, s.Addr(), DialOptions{})
+	const callers, each = 8, 25
+	var wg sync.WaitGroup
+	for i := 0; i < callers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			callN(t, c, each, "y")
+		}()
+	}
+	wg.Wait()
+	if got := s.Stats().LoneRuns; got*10 >= callers*each {
+		t.Errorf("%d of %d overlapping calls ran lone", got, callers*each)
+	}
+}
+
+// A lone call that blocks keeps the reader busy only for LoneSpin: another
+// caller's request is then read and answered.
+func TestLoneCallThatBlocksIsRescued(t *testing.T) {
+	checkLeaks(t)
+	release := make(chan struct{})
+	entered := make(chan struct{})
+	s := startServer(t, ServerOptions{LoneSpin: 2 * time.Millisecond}, HandlerFunc(func(ctx context.Context, _ uint16, req []byte) ([]byte, error) {
+		time.Sleep(200 * time.Microsecond)
+		if string(req) == "block" {
+			close(entered)
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		}
+		return req, nil
+	}))
+	c := dial(t, s.Addr(), DialOptions{})
+	callN(t, c, 20, "slow")
+	before := s.Stats().LoneRuns
+	blocked := make(chan error, 1)
+	go func() {
+		_, err := c.Call(context.Background(), MethodGetState, []byte("block"))
+		blocked <- err
+	}()
+	<-entered
+	if s.Stats().LoneRuns == before {
+		t.Fatal("the blocking call did not run lone; the test needs it to")
+	}
+	for i := 0; i < 5; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		resp, err := c.Call(ctx, MethodGetState, []byte("other"))
+		cancel()
+		if err != nil || string(resp) != "other" {
+			t.Fatalf("call %d while a lone call blocks: %q, %v", i, resp, err)
+		}
+	}
+	if s.Stats().Rescues == 0 {
+		t.Error("no rescue counted although the lone call blocked")
+	}
+	close(release)
+	if err := <-blocked; err != nil {
+		t.Fatal(err)
+	}
+}
