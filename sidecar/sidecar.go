@@ -26,6 +26,7 @@ import (
 
 	"github.com/outrig/outrig/admin"
 	"github.com/outrig/outrig/components"
+	"github.com/outrig/outrig/internal/busypoll"
 	"github.com/outrig/outrig/invoke"
 	"github.com/outrig/outrig/pubsub"
 	rt "github.com/outrig/outrig/runtime"
@@ -58,7 +59,12 @@ type Options struct {
 	InstanceID     string
 	ShutdownGrace  time.Duration
 	Registry       *components.Registry
-	Log            *slog.Logger
+	// BusyPoll, when not nil, lets a lone call's backend reads and the
+	// shared-memory reader poll instead of sleeping (internal/busypoll,
+	// --busy-poll); main shares it with the Registry's components that
+	// poll.
+	BusyPoll *busypoll.Gate
+	Log      *slog.Logger
 }
 
 func (o *Options) defaults() error {
@@ -192,8 +198,8 @@ func (s *Sidecar) start(ctx context.Context) (err error) {
 	svc := service.New(s.runtime, s.remote)
 	internal := &service.Internal{Service: svc}
 	intAct := &grpctransport.Activity{}
-	s.intSrv = grpctransport.NewInternalServer(internal, s.metrics, intAct)
-	intMux := grpctransport.RegisterMultiplex(s.intSrv, calls.NewInternal(internal, s.metrics), intAct)
+	s.intSrv = grpctransport.NewInternalServer(internal, s.metrics, intAct, opts.BusyPoll)
+	intMux := grpctransport.RegisterMultiplex(s.intSrv, calls.NewInternal(internal, s.metrics, opts.BusyPoll), intAct)
 	s.serveGRPC("internal", s.intSrv, intL, intAct.Idle)
 	// Calls from other sidecars on open Multiplex streams are refused from
 	// the start of the shutdown, like new unary calls: callers retry elsewhere.
@@ -204,15 +210,15 @@ func (s *Sidecar) start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	dispatcher := calls.New(svc, s.metrics)
+	dispatcher := calls.New(svc, s.metrics, opts.BusyPoll)
 	act := &grpctransport.Activity{}
-	s.appSrv = grpctransport.NewAppServer(svc, s.metrics, act)
+	s.appSrv = grpctransport.NewAppServer(svc, s.metrics, act, opts.BusyPoll)
 	mux := grpctransport.RegisterMultiplex(s.appSrv, dispatcher, act)
 	s.serveGRPC("app API", s.appSrv, appL, act.Idle)
 	// Runs before the server's graceful stop (stops run in reverse): calls
 	// arriving on open Multiplex streams are refused like new unary calls.
 	s.stops = append(s.stops, func(context.Context) error { mux.Drain(); return nil })
-	if err := s.serveShm(dispatcher); err != nil {
+	if err := s.serveShm(dispatcher.Polling()); err != nil {
 		return err
 	}
 
@@ -312,7 +318,7 @@ func (s *Sidecar) serveShm(d *calls.Dispatcher) error {
 	if _, err := os.Lstat(path); err == nil {
 		_ = os.Remove(path) // stale socket of a previous run
 	}
-	srv, err := apishm.Listen(path, apishm.ServerOptions{})
+	srv, err := apishm.Listen(path, apishm.ServerOptions{LoneSpin: s.opts.BusyPoll.Max()})
 	if err != nil {
 		return fmt.Errorf("--shm-listen %q: %w", path, err)
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/outrig/outrig/broker"
 	"github.com/outrig/outrig/components"
+	"github.com/outrig/outrig/internal/busypoll"
 )
 
 // newRegistry builds the component registry of the outrig binary: every
@@ -18,14 +19,15 @@ import (
 // zookeeper, kafka, rocketmq, http, cron): a sidecar that links only the
 // drivers its deployment uses is smaller on disk and in memory (`make
 // build-slim`; figures in docs/benchmarks.md). `outrig version` lists the
-// types of a build.
-func newRegistry() *components.Registry {
+// types of a build. Components that can poll their backend for a lone
+// call's reply do so through poll (nil: never; --busy-poll).
+func newRegistry(poll *busypoll.Gate) *components.Registry {
 	r := components.NewRegistry()
 	r.RegisterState("state.in-memory", "v1", smemory.NewInMemoryStateStore)
 	r.RegisterPubSub("pubsub.in-memory", "v1", pmemory.New)
 	r.RegisterPubSub("pubsub.outrig-broker", "v1", broker.NewPubSub)
 
-	registerRedis(r)
+	registerRedis(r, poll)
 	registerMySQL(r)
 	registerMongoDB(r)
 	registerZooKeeper(r)

@@ -8,13 +8,15 @@ import (
 
 	"github.com/outrig/outrig/components"
 	nredis "github.com/outrig/outrig/components/state/redis"
+	"github.com/outrig/outrig/internal/busypoll"
 )
 
 // registerRedis registers the Redis components: state.redis, pubsub.redis, bindings.redis.
+// The state store's connections poll through poll (nil: never).
 // Build with -tags outrig_no_redis to leave them (and their drivers) out.
-func registerRedis(r *components.Registry) {
+func registerRedis(r *components.Registry, poll *busypoll.Gate) {
 	// Native state store: contrib's failed the conformance suite (see the package).
-	r.RegisterState("state.redis", "v1", nredis.New)
+	r.RegisterState("state.redis", "v1", nredis.Polling(poll))
 	r.RegisterPubSub("pubsub.redis", "v1", predis.NewRedisStreams)
 	r.RegisterOutputBinding("bindings.redis", "v1", bredis.NewRedis)
 }

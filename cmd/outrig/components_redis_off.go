@@ -2,7 +2,10 @@
 
 package main
 
-import "github.com/outrig/outrig/components"
+import (
+	"github.com/outrig/outrig/components"
+	"github.com/outrig/outrig/internal/busypoll"
+)
 
 // registerRedis: this build was made with -tags outrig_no_redis.
-func registerRedis(*components.Registry) {}
+func registerRedis(*components.Registry, *busypoll.Gate) {}

@@ -33,7 +33,7 @@ func commands() []command {
 		{"demo", "run the end-to-end demo: control plane, two sidecars, two apps", runDemo},
 		{"validate", "check component, subscription and policy YAML in a folder", runValidate},
 		{"version", "print the version and the component types of this build", func(_ context.Context, _ []string, out, _ io.Writer) error {
-			_, err := fmt.Fprintf(out, "outrig %s\ncomponents: %s\n", version, strings.Join(newRegistry().Types(), " "))
+			_, err := fmt.Fprintf(out, "outrig %s\ncomponents: %s\n", version, strings.Join(newRegistry(nil).Types(), " "))
 			return err
 		}},
 	}

@@ -40,6 +40,10 @@ func TestUnknownCommandAndBadFlags(t *testing.T) {
 	if code := run([]string{"sidecar", "--app-id", "a", "--mode", "cluster"}, &out, &errb); code != 2 {
 		t.Errorf("bad mode: exit %d", code)
 	}
+	errb.Reset()
+	if code := run([]string{"sidecar", "--app-id", "a", "--busy-poll", "-1ms"}, &out, &errb); code == 0 || !strings.Contains(errb.String(), "--busy-poll -1ms") {
+		t.Errorf("negative --busy-poll: exit %d, %q", code, errb.String())
+	}
 }
 
 func TestValidateExamples(t *testing.T) {

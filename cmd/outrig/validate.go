@@ -22,7 +22,7 @@ func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) err
 		return errUsage
 	}
 	bad := 0
-	reg := newRegistry()
+	reg := newRegistry(nil)
 	for _, dir := range fs.Args() {
 		set, err := config.LoadDir(dir)
 		for _, e := range config.Errors(err) {

@@ -18,6 +18,7 @@ import (
 	runtimev1 "github.com/outrig/outrig/api/gen/outrig/runtime/v1"
 	apishm "github.com/outrig/outrig/api/shm"
 
+	"github.com/outrig/outrig/internal/busypoll"
 	"github.com/outrig/outrig/service"
 	"github.com/outrig/outrig/telemetry"
 	"github.com/outrig/outrig/transport/edge"
@@ -27,17 +28,31 @@ import (
 type Dispatcher struct {
 	svc     *service.Service
 	metrics *telemetry.Metrics
+	gate    *busypoll.Gate
+	polls   bool // calls' backend reads may poll (Polling)
 }
 
-// New returns the dispatcher of svc; m may be nil.
-func New(svc *service.Service, m *telemetry.Metrics) *Dispatcher {
-	return &Dispatcher{svc: svc, metrics: m}
+// New returns the dispatcher of svc; m and gate (which counts the calls in
+// flight, so that backend reads poll only for a lone call) may be nil.
+func New(svc *service.Service, m *telemetry.Metrics, gate *busypoll.Gate) *Dispatcher {
+	return &Dispatcher{svc: svc, metrics: m, gate: gate}
+}
+
+// Polling returns a dispatcher of the same service whose calls let their
+// backend reads poll while the gate allows it (busypoll.Gate.Enter): the one
+// the shared-memory server uses.
+func (d *Dispatcher) Polling() *Dispatcher {
+	p := *d
+	p.polls = true
+	return &p
 }
 
 // Call runs method for the app appID ("" in pod mode: the sidecar's app)
 // with the encoded request req, and returns the encoded response, or a gRPC
 // status error from the edge table.
 func (d *Dispatcher) Call(ctx context.Context, appID string, method uint16, req []byte) ([]byte, error) {
+	d.gate.Enter(d.polls)
+	defer d.gate.Leave(d.polls)
 	ctx = service.WithAppID(ctx, appID)
 	start := time.Now()
 	out, name, component, err := d.dispatch(ctx, method, req)

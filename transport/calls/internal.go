@@ -11,6 +11,7 @@ import (
 	runtimev1 "github.com/outrig/outrig/api/gen/outrig/runtime/v1"
 	"github.com/outrig/outrig/api/mux"
 
+	"github.com/outrig/outrig/internal/busypoll"
 	"github.com/outrig/outrig/service"
 	"github.com/outrig/outrig/telemetry"
 )
@@ -23,17 +24,20 @@ import (
 type Internal struct {
 	in      *service.Internal
 	metrics *telemetry.Metrics
+	gate    *busypoll.Gate
 }
 
-// NewInternal returns the dispatcher of in; m may be nil.
-func NewInternal(in *service.Internal, m *telemetry.Metrics) *Internal {
-	return &Internal{in: in, metrics: m}
+// NewInternal returns the dispatcher of in; m and gate may be nil (see New).
+func NewInternal(in *service.Internal, m *telemetry.Metrics, gate *busypoll.Gate) *Internal {
+	return &Internal{in: in, metrics: m, gate: gate}
 }
 
 // Call runs method with the encoded request req (appID is not used: the
 // caller's app id is in the request) and returns the encoded response, or a
 // gRPC status error from the edge table.
 func (d *Internal) Call(ctx context.Context, _ string, method uint16, req []byte) ([]byte, error) {
+	d.gate.Enter(false)
+	defer d.gate.Leave(false)
 	start := time.Now()
 	var (
 		out             []byte

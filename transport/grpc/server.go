@@ -15,6 +15,7 @@ import (
 
 	runtimev1 "github.com/outrig/outrig/api/gen/outrig/runtime/v1"
 
+	"github.com/outrig/outrig/internal/busypoll"
 	"github.com/outrig/outrig/service"
 	"github.com/outrig/outrig/telemetry"
 	"github.com/outrig/outrig/transport/edge"
@@ -39,11 +40,12 @@ func streamWorkers() uint32 { return uint32(streamWorkersPerProc * runtime.GOMAX
 const streamWorkersPerProc = 8
 
 // NewAppServer returns a gRPC server serving the app API; act (may be nil)
-// counts its calls and streams in flight.
-func NewAppServer(svc *service.Service, m *telemetry.Metrics, act *Activity, opts ...grpc.ServerOption) *grpc.Server {
+// counts its calls and streams in flight, gate (may be nil) its unary calls
+// (so that a shared-memory call's backend reads stop polling while they run).
+func NewAppServer(svc *service.Service, m *telemetry.Metrics, act *Activity, gate *busypoll.Gate, opts ...grpc.ServerOption) *grpc.Server {
 	opts = append(opts,
 		grpc.NumStreamWorkers(streamWorkers()),
-		grpc.ChainUnaryInterceptor(unary(m, svc.MetricsApp, act)),
+		grpc.ChainUnaryInterceptor(unary(m, svc.MetricsApp, act, gate)),
 		grpc.ChainStreamInterceptor(stream(m, svc.MetricsApp, act)),
 		grpc.MaxRecvMsgSize(16<<20), grpc.MaxSendMsgSize(16<<20),
 	)
@@ -55,10 +57,11 @@ func NewAppServer(svc *service.Service, m *telemetry.Metrics, act *Activity, opt
 // NewInternalServer returns a gRPC server serving sidecar-to-sidecar calls
 // as unary CallLocal calls; act (may be nil) counts them in flight. The
 // caller registers the Multiplex service on it too (RegisterMultiplex with
-// transport/calls.Internal), which other sidecars use by default.
-func NewInternalServer(in *service.Internal, m *telemetry.Metrics, act *Activity) *grpc.Server {
+// transport/calls.Internal), which other sidecars use by default; gate
+// (may be nil) counts the unary calls as NewAppServer's does.
+func NewInternalServer(in *service.Internal, m *telemetry.Metrics, act *Activity, gate *busypoll.Gate) *grpc.Server {
 	s := grpc.NewServer(grpc.NumStreamWorkers(streamWorkers()),
-		grpc.ChainUnaryInterceptor(unary(m, func(string) string { return "" }, act)), grpc.MaxRecvMsgSize(16<<20), grpc.MaxSendMsgSize(16<<20))
+		grpc.ChainUnaryInterceptor(unary(m, func(string) string { return "" }, act, gate)), grpc.MaxRecvMsgSize(16<<20), grpc.MaxSendMsgSize(16<<20))
 	runtimev1.RegisterInternalServer(s, in)
 	return s
 }
@@ -89,10 +92,12 @@ func component(req any) string {
 	return ""
 }
 
-func unary(m *telemetry.Metrics, label func(string) string, act *Activity) grpc.UnaryServerInterceptor {
+func unary(m *telemetry.Metrics, label func(string) string, act *Activity, gate *busypoll.Gate) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		act.begin()
 		defer act.end()
+		gate.Enter(false)
+		defer gate.Leave(false)
 		start := time.Now()
 		app := appID(ctx)
 		resp, err := h(service.WithAppID(ctx, app), req)

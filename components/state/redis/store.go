@@ -27,6 +27,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 
@@ -35,24 +36,44 @@ import (
 	"github.com/dapr/components-contrib/state/utils"
 	"github.com/dapr/kit/logger"
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/outrig/outrig/internal/busypoll"
 )
 
 // Store is the state.redis component.
 type Store struct {
 	log        logger.Logger
 	client     *goredis.Client
-	batch      *batcher // Get, Set and Delete of concurrent callers, pipelined
+	batch      *batcher       // Get, Set and Delete of concurrent callers, pipelined
+	poll       *busypoll.Gate // nil: connections never poll
 	defaultTTL int
 }
 
 // New returns an uninitialised store (the component factory).
 func New(log logger.Logger) cstate.Store { return &Store{log: log} }
 
+// Polling returns a factory of stores whose connections wait for a lone
+// call's reply by polling the socket (internal/busypoll) while gate allows
+// it. TLS connections never poll.
+func Polling(gate *busypoll.Gate) func(logger.Logger) cstate.Store {
+	return func(log logger.Logger) cstate.Store { return &Store{log: log, poll: gate} }
+}
+
 // Init parses the metadata, connects and pings the server within ctx.
 func (s *Store) Init(ctx context.Context, md cstate.Metadata) error {
 	set, err := parseMetadata(md.Properties)
 	if err != nil {
 		return err
+	}
+	if s.poll.Max() > 0 {
+		dial := goredis.NewDialer(&set.opts)
+		set.opts.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dial(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return s.poll.Wrap(c), nil
+		}
 	}
 	s.client = goredis.NewClient(&set.opts)
 	s.defaultTTL = set.defaultTTL
