@@ -23,10 +23,11 @@ import (
 // ticks every watchEvery while inline handlers run and rescues one that has
 // run longer than rescueAfter. With ServerOptions.LoneSpin, a slow request
 // that is the connection's only call runs inline too (the reader then polls
-// for the caller's next request instead of sleeping); it is rescued after
-// LoneSpin. (A timer per call would be finer, but arming
-// one wakes the runtime's poller; Go's timers are coarse — a millisecond —
-// when the process is idle anyway.)
+// for the caller's next request instead of sleeping); the watchdog rescues
+// it once it has run longer than LoneSpin, so a request that arrives
+// meanwhile waits at most about LoneSpin + watchEvery. (A timer per call
+// would be finer, but arming one wakes the runtime's poller; Go's timers are
+// coarse — a millisecond — when the process is idle anyway.)
 const (
 	inlineMax   = 10 * time.Microsecond
 	rescueAfter = 50 * time.Microsecond
