@@ -449,18 +449,8 @@ func TestListenReplacesStaleSocket(t *testing.T) {
 // such call suddenly blocks, other calls of the connection are still served.
 func TestInlineHandlerThatBlocksIsRescued(t *testing.T) {
 	checkLeaks(t)
-	release := make(chan struct{})
-	entered := make(chan struct{})
-	s := startServer(t, ServerOptions{}, HandlerFunc(func(ctx context.Context, _ uint16, req []byte) ([]byte, error) {
-		if string(req) == "block" {
-			close(entered)
-			select {
-			case <-release:
-			case <-ctx.Done():
-			}
-		}
-		return req, nil
-	}))
+	b := newBlocker(0)
+	s := startServer(t, ServerOptions{}, b)
 	// Every method counts as fast, whatever the machine's load does to the
 	// measured durations, so the blocking call runs inline.
 	s.costs.fastBelow.Store(int64(time.Hour))
@@ -477,19 +467,52 @@ func TestInlineHandlerThatBlocksIsRescued(t *testing.T) {
 	}()
 	// Only once the handler runs: a request read in the same batch would
 	// make the blocking one run on its own goroutine.
-	<-entered
-	for i := 0; i < 20; i++ {
+	<-b.entered
+	servedWhileBlocked(t, s, c, 20, "an inline handler", b, blocked)
+}
+
+// blocker echoes after sleeping pause (if any), and holds a "block" request
+// until released or cancelled.
+type blocker struct {
+	pause            time.Duration
+	entered, release chan struct{}
+}
+
+func newBlocker(pause time.Duration) *blocker {
+	return &blocker{pause: pause, entered: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (b *blocker) Handle(ctx context.Context, _ uint16, req []byte) ([]byte, error) {
+	if b.pause > 0 {
+		time.Sleep(b.pause)
+	}
+	if string(req) == "block" {
+		close(b.entered)
+		select {
+		case <-b.release:
+		case <-ctx.Done():
+		}
+	}
+	return req, nil
+}
+
+// servedWhileBlocked checks that n calls of c are answered while what
+// blocks the reader's goroutine, and that a rescue freed it; then it
+// releases the blocked call and waits for its answer.
+func servedWhileBlocked(t *testing.T, s *Server, c *ClientConn, n int, what string, b *blocker, blocked chan error) {
+	t.Helper()
+	for i := 0; i < n; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		resp, err := c.Call(ctx, MethodGetState, []byte("other"))
 		cancel()
 		if err != nil || string(resp) != "other" {
-			t.Fatalf("call %d while an inline handler blocks: %q, %v", i, resp, err)
+			t.Fatalf("call %d while %s blocks: %q, %v", i, what, resp, err)
 		}
 	}
 	if s.Stats().Rescues == 0 {
-		t.Error("no rescue counted although the inline handler blocked")
+		t.Errorf("no rescue counted although %s blocked", what)
 	}
-	close(release)
+	close(b.release)
 	if err := <-blocked; err != nil {
 		t.Fatal(err)
 	}

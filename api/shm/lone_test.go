@@ -68,19 +68,8 @@ func TestOverlappingCallersDoNotRunLone(t *testing.T) {
 // caller's request is then read and answered.
 func TestLoneCallThatBlocksIsRescued(t *testing.T) {
 	checkLeaks(t)
-	release := make(chan struct{})
-	entered := make(chan struct{})
-	s := startServer(t, ServerOptions{LoneSpin: 2 * time.Millisecond}, HandlerFunc(func(ctx context.Context, _ uint16, req []byte) ([]byte, error) {
-		time.Sleep(200 * time.Microsecond)
-		if string(req) == "block" {
-			close(entered)
-			select {
-			case <-release:
-			case <-ctx.Done():
-			}
-		}
-		return req, nil
-	}))
+	b := newBlocker(200 * time.Microsecond)
+	s := startServer(t, ServerOptions{LoneSpin: 2 * time.Millisecond}, b)
 	c := dial(t, s.Addr(), DialOptions{})
 	callN(t, c, 20, "slow")
 	before := s.Stats().LoneRuns
@@ -89,23 +78,9 @@ func TestLoneCallThatBlocksIsRescued(t *testing.T) {
 		_, err := c.Call(context.Background(), MethodGetState, []byte("block"))
 		blocked <- err
 	}()
-	<-entered
+	<-b.entered
 	if s.Stats().LoneRuns == before {
 		t.Fatal("the blocking call did not run lone; the test needs it to")
 	}
-	for i := 0; i < 5; i++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		resp, err := c.Call(ctx, MethodGetState, []byte("other"))
-		cancel()
-		if err != nil || string(resp) != "other" {
-			t.Fatalf("call %d while a lone call blocks: %q, %v", i, resp, err)
-		}
-	}
-	if s.Stats().Rescues == 0 {
-		t.Error("no rescue counted although the lone call blocked")
-	}
-	close(release)
-	if err := <-blocked; err != nil {
-		t.Fatal(err)
-	}
+	servedWhileBlocked(t, s, c, 5, "a lone call", b, blocked)
 }

@@ -3,8 +3,6 @@ package redis
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"testing"
 	"time"
@@ -29,9 +27,7 @@ func TestPollingStoreReadsRepliesWhileAlone(t *testing.T) {
 		t.Fatalf("Init (run `scripts/backends.sh up redis`): %v", err)
 	}
 	defer s.Close()
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	p := "redistest-" + hex.EncodeToString(b) + "-"
+	p := keyPrefix()
 	roundTrip := func(k string, v []byte) {
 		t.Helper()
 		if err := s.Set(ctx, &cstate.SetRequest{Key: k, Value: v}); err != nil {

@@ -28,9 +28,14 @@ func newStore(t *testing.T) (*Store, string) {
 		t.Fatalf("Init (run `scripts/backends.sh up redis`): %v", err)
 	}
 	t.Cleanup(func() { s.Close() })
+	return s, keyPrefix()
+}
+
+// keyPrefix returns a key prefix unique to the run.
+func keyPrefix() string {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
-	return s, "redistest-" + hex.EncodeToString(b) + "-"
+	return "redistest-" + hex.EncodeToString(b) + "-"
 }
 
 func etagMismatch(err error) bool {
