@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -90,4 +91,56 @@ func TestSharedMemoryReconnectsAfterSidecarRestart(t *testing.T) {
 	testenv.Eventually(t, "reconnect over shm", 5*time.Second, func() error {
 		return c.SaveState(ctx, "statestore", "k", []byte("v2"))
 	})
+}
+
+const redisStore = `apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: statestore
+spec:
+  type: state.redis
+  version: v1
+  metadata:
+  - {name: redisHost, value: "127.0.0.1:6379"}
+`
+
+// A lone shared-memory caller of a Redis store is served by the polling
+// reader and its Redis replies are polled for (--busy-poll, on by default);
+// with --busy-poll 0 nothing polls. The sidecar's metrics say which.
+func TestSharedMemoryLoneCallerIsServedByPolling(t *testing.T) {
+	for _, flag := range []string{"200us", "0"} {
+		res := t.TempDir()
+		testenv.WriteFile(t, filepath.Join(res, "store.yaml"), redisStore)
+		sc := testenv.StartSidecar(t, "checkout", "--resources", res, "--busy-poll", flag)
+		c := testenv.Client(t, sc.Sock, outrig.WithSharedMemory(""))
+		ctx := context.Background()
+		key := fmt.Sprintf("e2e-busy-poll-%d-%s", time.Now().UnixNano(), flag)
+		testenv.Eventually(t, "the Redis store (scripts/backends.sh up redis)", 10*time.Second, func() error {
+			return c.SaveState(ctx, "statestore", key, []byte("v"))
+		})
+		const calls = 300
+		for i := 0; i < calls; i++ {
+			it, err := c.GetState(ctx, "statestore", key)
+			if err != nil || string(it.Value) != "v" {
+				t.Fatalf("--busy-poll %s: get %d: %+v, %v", flag, i, it, err)
+			}
+		}
+		_ = c.DeleteState(ctx, "statestore", key)
+		served, lone, polls := metric(sc.Admin, "outrig_shm_calls_total"), metric(sc.Admin, "outrig_shm_lone_calls_total"), metric(sc.Admin, "outrig_busy_poll_reads_total")
+		t.Logf("--busy-poll %s: %v shm calls, %v lone, %v polled Redis reads", flag, served, lone, polls)
+		if served < calls {
+			t.Fatalf("--busy-poll %s: outrig_shm_calls_total %v, want at least %d", flag, served, calls)
+		}
+		if flag == "0" {
+			if lone != 0 || polls != 0 {
+				t.Errorf("--busy-poll 0: %v lone calls, %v polled reads; want none", lone, polls)
+			}
+			continue
+		}
+		// Most calls: the first ones count as fast until their cost is known,
+		// and a slow machine may hand some off.
+		if lone < calls/2 || polls < calls/2 {
+			t.Errorf("--busy-poll %s: %v lone calls and %v polled reads of %d sequential calls; want most", flag, lone, polls, calls)
+		}
+	}
 }

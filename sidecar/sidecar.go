@@ -327,6 +327,7 @@ func (s *Sidecar) serveShm(d *calls.Dispatcher) error {
 		return fmt.Errorf("--shm-listen %q: chmod: %w", path, err)
 	}
 	s.ShmPath = path
+	s.shmMetrics(srv)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -336,6 +337,25 @@ func (s *Sidecar) serveShm(d *calls.Dispatcher) error {
 	}()
 	s.stops = append(s.stops, func(context.Context) error { return srv.Close() })
 	return nil
+}
+
+// shmMetrics exports the shared-memory server's counters and the busy-poll
+// gate's.
+func (s *Sidecar) shmMetrics(srv *apishm.Server) {
+	m := s.metrics
+	stat := func(f func(apishm.ServerStats) int64) func() float64 {
+		return func() float64 { return float64(f(srv.Stats())) }
+	}
+	m.GaugeFunc("outrig_shm_connections", "Shared-memory connections open.",
+		stat(func(st apishm.ServerStats) int64 { return st.Connections }))
+	m.CounterFunc("outrig_shm_calls_total", "Calls served over shared memory.",
+		stat(func(st apishm.ServerStats) int64 { return st.Calls }))
+	m.CounterFunc("outrig_shm_rescues_total", "Calls run on a shared-memory connection's reader that overran, so that another goroutine took over reading.",
+		stat(func(st apishm.ServerStats) int64 { return st.Rescues }))
+	m.CounterFunc("outrig_shm_lone_calls_total", "Calls of a lone shared-memory caller served by the polling reader (--busy-poll).",
+		stat(func(st apishm.ServerStats) int64 { return st.LoneRuns }))
+	m.CounterFunc("outrig_busy_poll_reads_total", "Backend socket reads that polled for a lone call's reply (--busy-poll).",
+		func() float64 { return float64(s.opts.BusyPoll.Polls()) })
 }
 
 // runtimeDone is closed when the sidecar stops (never, before Stop).

@@ -50,6 +50,18 @@ func (m *Metrics) API(app, method, component, code string, d time.Duration) {
 	m.latency.WithLabelValues(app, method, component).Observe(d.Seconds())
 }
 
+// CounterFunc registers a counter named name whose value f returns at each
+// scrape (counters kept elsewhere: the shared-memory server's, the
+// busy-poll gate's). Call it once per name.
+func (m *Metrics) CounterFunc(name, help string, f func() float64) {
+	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f))
+}
+
+// GaugeFunc is CounterFunc for a value that goes up and down.
+func (m *Metrics) GaugeFunc(name, help string, f func() float64) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+}
+
 // Delivery records one pub/sub delivery outcome.
 func (m *Metrics) Delivery(app, pubsub, topic, outcome string) {
 	m.delivery.WithLabelValues(app, pubsub, topic, outcome).Inc()
