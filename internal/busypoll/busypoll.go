@@ -37,7 +37,8 @@ type Gate struct {
 	polls     atomic.Int64
 }
 
-// Polls counts the reads that polled (for tests and metrics).
+// Polls counts the reads made while the gate granted polling (for tests
+// and metrics).
 func (g *Gate) Polls() int64 {
 	if g == nil {
 		return 0
