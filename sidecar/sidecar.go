@@ -318,7 +318,9 @@ func (s *Sidecar) serveShm(d *calls.Dispatcher) error {
 	if _, err := os.Lstat(path); err == nil {
 		_ = os.Remove(path) // stale socket of a previous run
 	}
-	srv, err := apishm.Listen(path, apishm.ServerOptions{LoneSpin: s.opts.BusyPoll.Max()})
+	// A lone caller is one the whole sidecar serves alone: two lone
+	// callers of two connections must not both keep a core busy.
+	srv, err := apishm.Listen(path, apishm.ServerOptions{LoneSpin: s.opts.BusyPoll.Max(), LoneOnlyIf: s.opts.BusyPoll.Lone})
 	if err != nil {
 		return fmt.Errorf("--shm-listen %q: %w", path, err)
 	}

@@ -26,20 +26,21 @@ func callN(t *testing.T, c *ClientConn, n int, msg string) {
 }
 
 // With LoneSpin, the slow calls of a lone sequential caller run on the
-// reader's goroutine; without it, never.
+// reader's goroutine; without it, or while LoneOnlyIf says no, never.
 func TestLoneSlowCallsRunOnTheReader(t *testing.T) {
 	checkLeaks(t)
-	for _, lone := range []time.Duration{0, time.Second} {
-		s := startServer(t, ServerOptions{LoneSpin: lone}, slowEcho(200*time.Microsecond))
+	never := func() bool { return false }
+	for _, opts := range []ServerOptions{{}, {LoneSpin: time.Second}, {LoneSpin: time.Second, LoneOnlyIf: never}} {
+		s := startServer(t, opts, slowEcho(200*time.Microsecond))
 		c := dial(t, s.Addr(), DialOptions{})
 		callN(t, c, 40, "x")
 		got := s.Stats().LoneRuns
-		switch {
-		case lone == 0 && got != 0:
-			t.Errorf("LoneSpin off: %d lone runs, want 0", got)
-		case lone > 0 && got < 30:
+		switch on := opts.LoneSpin > 0 && opts.LoneOnlyIf == nil; {
+		case !on && got != 0:
+			t.Errorf("LoneSpin %v, LoneOnlyIf set %v: %d lone runs, want 0", opts.LoneSpin, opts.LoneOnlyIf != nil, got)
+		case on && got < 30:
 			// The first calls run inline as fast ones until their cost is known.
-			t.Errorf("LoneSpin %v: %d of 40 sequential slow calls ran lone, want at least 30", lone, got)
+			t.Errorf("LoneSpin %v: %d of 40 sequential slow calls ran lone, want at least 30", opts.LoneSpin, got)
 		}
 	}
 }

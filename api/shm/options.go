@@ -68,6 +68,12 @@ type ServerOptions struct {
 	// to a core while a caller calls back to back. 0 (the default) or
 	// negative: off.
 	LoneSpin time.Duration
+	// LoneOnlyIf, when not nil, must also report true for a call to count
+	// as lone (LoneSpin): the sidecar passes whether the process serves no
+	// other calls, so that two lone callers on two connections do not both
+	// keep a core busy. Called on the reader's goroutine; it must be cheap
+	// and safe for concurrent use.
+	LoneOnlyIf func() bool
 	// HandshakeTimeout bounds each handshake; 0 means DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
 }

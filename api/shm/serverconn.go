@@ -205,8 +205,8 @@ func (sc *serverConn) hasInline() bool { return sc.hasNext }
 
 // lone reports whether a request of method may run inline although it is not
 // fast: LoneSpin is on, it is the connection's only call (no other handler
-// running), no calls have overlapped for loneQuiet, and the method's
-// handlers have finished within LoneSpin on average.
+// running), no calls have overlapped for loneQuiet, LoneOnlyIf agrees, and
+// the method's handlers have finished within LoneSpin on average.
 func (sc *serverConn) lone(method uint16) bool {
 	ls := sc.s.opts.LoneSpin
 	return ls > 0 && sc.handling.Load() == 1 && sc.quiet() && sc.s.costs.below(method, ls)
@@ -217,6 +217,9 @@ func (sc *serverConn) lone(method uint16) bool {
 func (sc *serverConn) idle() bool { return sc.handling.Load() == 0 && sc.quiet() }
 
 func (sc *serverConn) quiet() bool {
+	if f := sc.s.opts.LoneOnlyIf; f != nil && !f() {
+		return false
+	}
 	return time.Now().UnixNano()-sc.overlapAt.Load() > int64(loneQuiet)
 }
 

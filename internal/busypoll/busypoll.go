@@ -90,12 +90,18 @@ func (g *Gate) Leave(polls bool) {
 // the one call in flight may poll and no calls have overlapped for Quiet,
 // else 0.
 func (g *Gate) Budget() time.Duration {
-	if g == nil || g.budget == 0 || g.calls.Load() != 1 || g.pollers.Load() != 1 ||
-		time.Now().UnixNano()-g.overlapAt.Load() <= int64(Quiet) {
+	if g == nil || g.budget == 0 || g.calls.Load() != 1 || g.pollers.Load() != 1 || !g.quiet() {
 		return 0
 	}
 	return g.budget
 }
+
+// Lone reports whether at most one call is in flight and none have
+// overlapped for Quiet, whatever they are (the shared-memory server's
+// ServerOptions.LoneOnlyIf).
+func (g *Gate) Lone() bool { return g != nil && g.calls.Load() <= 1 && g.quiet() }
+
+func (g *Gate) quiet() bool { return time.Now().UnixNano()-g.overlapAt.Load() > int64(Quiet) }
 
 // Wrap returns c with reads that poll while the gate allows it, when c is a
 // TCP or Unix socket connection; any other connection (TLS, say) is

@@ -13,7 +13,7 @@ func TestGateGrantsPollingOnlyToALonePollingCall(t *testing.T) {
 	var off *Gate
 	off.Enter(true) // a nil gate is off and safe to use
 	off.Leave(true)
-	if off.Budget() != 0 || off.Max() != 0 || off.Polls() != 0 {
+	if off.Budget() != 0 || off.Max() != 0 || off.Polls() != 0 || off.Lone() {
 		t.Fatal("a nil gate polls")
 	}
 	if g := NewGate(-time.Second); g.Max() != 0 {
@@ -22,12 +22,12 @@ func TestGateGrantsPollingOnlyToALonePollingCall(t *testing.T) {
 
 	const budget = 300 * time.Microsecond
 	g := NewGate(budget)
-	if got := g.Budget(); got != 0 {
-		t.Fatalf("no call in flight: budget %v, want 0", got)
+	if got := g.Budget(); got != 0 || !g.Lone() {
+		t.Fatalf("no call in flight: budget %v (want 0), lone %v (want true)", got, g.Lone())
 	}
 	g.Enter(false)
-	if got := g.Budget(); got != 0 {
-		t.Fatalf("a lone call that may not poll: budget %v, want 0", got)
+	if got := g.Budget(); got != 0 || !g.Lone() {
+		t.Fatalf("a lone call that may not poll: budget %v (want 0), lone %v (want true)", got, g.Lone())
 	}
 	g.Leave(false)
 	g.Enter(true)
@@ -35,16 +35,16 @@ func TestGateGrantsPollingOnlyToALonePollingCall(t *testing.T) {
 		t.Fatalf("a lone polling call: budget %v, want %v", got, budget)
 	}
 	g.Enter(false) // a second call overlaps
-	if got := g.Budget(); got != 0 {
-		t.Fatalf("two calls in flight: budget %v, want 0", got)
+	if got := g.Budget(); got != 0 || g.Lone() {
+		t.Fatalf("two calls in flight: budget %v (want 0), lone %v", got, g.Lone())
 	}
 	g.Leave(false)
-	if got := g.Budget(); got != 0 {
-		t.Fatalf("alone again right after an overlap: budget %v, want 0 for %v", got, Quiet)
+	if got := g.Budget(); got != 0 || g.Lone() {
+		t.Fatalf("alone again right after an overlap: budget %v, lone %v; want 0 and false for %v", got, g.Lone(), Quiet)
 	}
 	time.Sleep(Quiet + 5*time.Millisecond)
-	if got := g.Budget(); got != budget {
-		t.Fatalf("alone for longer than %v: budget %v, want %v", Quiet, got, budget)
+	if got := g.Budget(); got != budget || !g.Lone() {
+		t.Fatalf("alone for longer than %v: budget %v (want %v), lone %v", Quiet, got, budget, g.Lone())
 	}
 	g.Leave(true)
 }
