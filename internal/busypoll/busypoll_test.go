@@ -161,3 +161,37 @@ func TestWrapLeavesOtherConnsAlone(t *testing.T) {
 		t.Fatal("a gate that is off wrapped a connection")
 	}
 }
+
+// A connection whose peer answers after the budget polls less and less (a
+// remote or slow backend costs little polling); one that answers at once
+// gets its budget back.
+func TestPollBudgetAdaptsToThePeer(t *testing.T) {
+	const most = 4 * time.Millisecond
+	g := lonePollingGate(t, most)
+	raw, peer := tcpPair(t)
+	c := g.Wrap(raw).(*conn)
+	buf := make([]byte, 8)
+	for i := 0; i < 6; i++ {
+		go func() {
+			time.Sleep(20 * time.Millisecond)
+			_, _ = peer.Write([]byte("late"))
+		}()
+		if _, err := io.ReadFull(c, buf[:4]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c.cur != most/16 {
+		t.Fatalf("after six late answers the budget is %v, want the floor %v", c.cur, most/16)
+	}
+	for i := 0; i < 6; i++ {
+		if _, err := peer.Write([]byte("soon")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, buf[:4]); err != nil || string(buf[:4]) != "soon" {
+			t.Fatalf("read %q, %v", buf[:4], err)
+		}
+	}
+	if c.cur != most {
+		t.Fatalf("after six prompt answers the budget is %v, want %v", c.cur, most)
+	}
+}

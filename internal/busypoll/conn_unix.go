@@ -14,10 +14,18 @@ import (
 // (Go's sockets are non-blocking), then falls back to the runtime's poller.
 // Deadlines keep working: the poller honours them once a poll ends, which is
 // within the budget.
+//
+// The budget adapts per connection, as the shared-memory spin does: a poll
+// that ends without data halves the next one (down to a sixteenth of the
+// gate's), a poll that catches data doubles it, so a backend that answers
+// slowly (a remote Redis, a slow command) costs little polling.
 type conn struct {
 	net.Conn
 	raw  syscall.RawConn
 	gate *Gate
+	// cur is the current budget; reads of a connection are not concurrent
+	// (its user, go-redis's pool, hands it to one goroutine at a time).
+	cur time.Duration
 }
 
 func wrap(c net.Conn, g *Gate) net.Conn {
@@ -34,7 +42,7 @@ func wrap(c net.Conn, g *Gate) net.Conn {
 	if err != nil {
 		return c
 	}
-	return &conn{Conn: c, raw: raw, gate: g}
+	return &conn{Conn: c, raw: raw, gate: g, cur: g.Max()}
 }
 
 // SyscallConn exposes the socket (go-redis checks pooled connections
@@ -42,11 +50,12 @@ func wrap(c net.Conn, g *Gate) net.Conn {
 func (c *conn) SyscallConn() (syscall.RawConn, error) { return c.raw, nil }
 
 func (c *conn) Read(p []byte) (int, error) {
-	budget := c.gate.Budget()
-	if budget == 0 || len(p) == 0 {
+	most := c.gate.Budget()
+	if most == 0 || len(p) == 0 {
 		return c.Conn.Read(p)
 	}
 	c.gate.polls.Add(1)
+	budget := min(c.cur, most)
 	var (
 		n      int
 		rerr   error
@@ -69,6 +78,11 @@ func (c *conn) Read(p []byte) (int, error) {
 			}
 		}
 	})
+	if polled {
+		c.cur = max(most/16, budget/2)
+	} else {
+		c.cur = min(most, 2*budget)
+	}
 	if err == nil && rerr != nil {
 		err = os.NewSyscallError("read", rerr)
 	}
