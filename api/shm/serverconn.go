@@ -50,7 +50,7 @@ type methodCosts struct {
 }
 
 func (m *methodCosts) fast(method uint16) bool {
-	return int(method) < costSlots && m.avg[method].Load() < m.fastBelow.Load()
+	return m.below(method, time.Duration(m.fastBelow.Load()))
 }
 
 // below reports whether method's handlers have finished within d on average.
