@@ -106,7 +106,10 @@ spec:
 
 // A lone shared-memory caller of a Redis store is served by the polling
 // reader and its Redis replies are polled for (--busy-poll, on by default);
-// with --busy-poll 0 nothing polls. The sidecar's metrics say which.
+// with --busy-poll 0 nothing polls. The app's SDK polls for its replies too
+// (outrig.WithBusyPoll, on by default), so the sidecar seldom has to wake
+// it; with WithBusyPoll(0) it wakes the app for about every call. The
+// sidecar's metrics say which.
 func TestSharedMemoryLoneCallerIsServedByPolling(t *testing.T) {
 	for _, flag := range []string{"200us", "0"} {
 		res := t.TempDir()
@@ -141,6 +144,24 @@ func TestSharedMemoryLoneCallerIsServedByPolling(t *testing.T) {
 		// and a slow machine may hand some off.
 		if lone < calls/2 || polls < calls/2 {
 			t.Errorf("--busy-poll %s: %v lone calls and %v polled reads of %d sequential calls; want most", flag, lone, polls, calls)
+		}
+
+		// The app's side: the default client polled for its replies, one
+		// that does not sleeps and must be woken.
+		polled := metric(sc.Admin, "outrig_shm_wakeups_total")
+		sleeper := testenv.Client(t, sc.Sock, outrig.WithSharedMemory(""), outrig.WithBusyPoll(0))
+		for i := 0; i < calls; i++ {
+			if _, err := sleeper.GetState(ctx, "statestore", key); err != nil {
+				t.Fatalf("WithBusyPoll(0): get %d: %v", i, err)
+			}
+		}
+		slept := metric(sc.Admin, "outrig_shm_wakeups_total") - polled
+		t.Logf("wake-ups: %v for %d calls of the default client, %v for %d of WithBusyPoll(0)", polled, calls, slept, calls)
+		if polled > calls/4 {
+			t.Errorf("the default client was woken %v times in %d sequential calls; want it to poll for most replies", polled, calls)
+		}
+		if slept < calls/2 {
+			t.Errorf("a WithBusyPoll(0) client was woken %v times in %d sequential calls; want about once per call", slept, calls)
 		}
 	}
 }

@@ -36,6 +36,8 @@ type clientConfig struct {
 	timeout     time.Duration
 	shm         bool
 	shmPath     string
+	busyPoll    time.Duration
+	hasBusyPoll bool
 	unary       bool // WithUnaryRPC
 }
 
@@ -100,6 +102,12 @@ func NewClient(ctx context.Context, opts ...Option) (*Client, error) {
 	if cfg.timeout < 0 {
 		return nil, fmt.Errorf("outrig: new client: timeout %v is negative: %w", cfg.timeout, ErrInvalidArgument)
 	}
+	if cfg.busyPoll < 0 {
+		return nil, fmt.Errorf("outrig: new client: WithBusyPoll(%v) is negative (0 turns polling off): %w", cfg.busyPoll, ErrInvalidArgument)
+	}
+	if !cfg.hasBusyPoll {
+		cfg.busyPoll = DefaultBusyPoll
+	}
 	target, err := parseAddress(cfg.address)
 	if err != nil {
 		return nil, err
@@ -111,7 +119,7 @@ func NewClient(ctx context.Context, opts ...Option) (*Client, error) {
 	var c idCaller
 	switch {
 	case cfg.shm:
-		t, err := newShmTransport(cfg.address, cfg.shmPath, cfg.appID)
+		t, err := newShmTransport(cfg.address, cfg.shmPath, cfg.appID, cfg.busyPoll)
 		if err != nil {
 			g.close()
 			return nil, err

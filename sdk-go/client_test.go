@@ -58,6 +58,7 @@ func TestNewClientRejectsBadOptions(t *testing.T) {
 		"bad address":      {WithAddress("http://x:1")},
 		"empty address":    {WithAddress("")},
 		"negative timeout": {WithAddress("unix:///tmp/x.sock"), WithTimeout(-time.Second)},
+		"negative poll":    {WithAddress("unix:///tmp/x.sock"), WithSharedMemory(""), WithBusyPoll(-time.Microsecond)},
 		"nil option":       {nil},
 	} {
 		c, err := NewClient(context.Background(), opts...)
@@ -68,6 +69,9 @@ func TestNewClientRejectsBadOptions(t *testing.T) {
 		}
 		if !errors.Is(err, ErrInvalidArgument) {
 			t.Errorf("%s: error %v is not ErrInvalidArgument", name, err)
+		}
+		if name == "negative poll" && !strings.Contains(err.Error(), "WithBusyPoll(-1µs)") {
+			t.Errorf("%s: error %q does not name the option and its value", name, err)
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())

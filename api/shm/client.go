@@ -31,6 +31,9 @@ type ClientConn struct {
 
 	mu      sync.Mutex
 	pending map[uint64]*call // nil once closed
+	// overlapAt is when (UnixNano) a call last started while another was
+	// in flight; DialOptions.LoneSpin waits for loneQuiet after it.
+	overlapAt atomic.Int64
 }
 
 type call struct {
@@ -88,6 +91,7 @@ func Dial(ctx context.Context, socketPath string, opts DialOptions) (*ClientConn
 		pending:    make(map[uint64]*call),
 	}
 	c.ep = newEndpoint(conn, mem, l, roleClient, c, opts.Spin, 1<<16)
+	c.ep.setLoneSpin(opts.LoneSpin, c.lone)
 	go c.watchIdle()
 	return c, nil
 }
@@ -208,7 +212,11 @@ func (c *ClientConn) Call(ctx context.Context, methodID uint16, req []byte) ([]b
 		return nil, c.ep.closedErr()
 	}
 	c.pending[id] = cl
+	overlap := len(c.pending) > 1
 	c.mu.Unlock()
+	if overlap {
+		c.overlapAt.Store(time.Now().UnixNano())
+	}
 
 	if err := c.ep.send(ctx, FrameHeader{Method: methodID, Stream: id, TimeoutMicros: timeout}, req, true); err != nil {
 		c.forget(id)
@@ -287,6 +295,13 @@ func (c *ClientConn) watchIdle() {
 		default: // a caller is reading
 		}
 	}
+}
+
+// lone reports whether calls have not overlapped for loneQuiet
+// (DialOptions.LoneSpin): the caller performing the reader duties is then
+// the only one waiting. Called by the reader before it spins.
+func (c *ClientConn) lone() bool {
+	return time.Now().UnixNano()-c.overlapAt.Load() > int64(loneQuiet)
 }
 
 // forget removes a pending call; it reports whether it was still pending.

@@ -77,12 +77,13 @@ type endpoint struct {
 	partial    map[uint64]*partialMsg
 	txHead     *uint64 // the consumer position of the ring we produce into
 	txHeadSeen uint64
-	spin       time.Duration // current adaptive spin budget
-	// Lone spin (server, ServerOptions.LoneSpin): used instead of spin
-	// while alone reports that no call is running. Set before the
-	// endpoint starts.
-	loneSpinMax, loneSpin time.Duration
-	alone                 func() bool
+	spin       spinBudget // adaptive, up to spinMax (reader.go)
+	// Lone spin, used instead of spin while alone reports true: on the
+	// server (ServerOptions.LoneSpin) that no call is running, on the
+	// client (DialOptions.LoneSpin) that one call waits for its reply. Set
+	// (setLoneSpin) before the endpoint starts.
+	loneSpin spinBudget
+	alone    func() bool
 
 	// token, when not nil (client), holds one value while no goroutine
 	// performs the reader duties; taking it grants them.
@@ -98,6 +99,10 @@ type endpoint struct {
 	released     chan struct{}
 
 	bellData, bellSpace [1]byte // read-only after construction
+
+	// dataBells, when set (server) before the endpoint starts, counts the
+	// DATA doorbells rung: messages that found their consumer asleep.
+	dataBells *atomic.Int64
 
 	// Optional hooks, set before the endpoint starts: onFail runs once when
 	// the endpoint closes; beforeSpaceWait runs before a writer sleeps for
@@ -121,7 +126,7 @@ func newEndpoint(conn *net.UnixConn, mem []byte, l layout, r role, recv receiver
 		maxMessage: l.maxMessage,
 		maxPartial: maxPartial,
 		spinMax:    spin,
-		spin:       spin,
+		spin:       spinBudget{most: spin, cur: spin},
 		mem:        mem,
 		partial:    make(map[uint64]*partialMsg),
 		wlock:      make(chan struct{}, 1),
@@ -141,6 +146,14 @@ func newEndpoint(conn *net.UnixConn, mem []byte, l layout, r role, recv receiver
 	e.txHead = e.tx.head
 	e.txHeadSeen = atomic.LoadUint64(e.txHead)
 	return e
+}
+
+// setLoneSpin enables the lone spin (see the loneSpin field) before the
+// endpoint starts; d <= 0 leaves it off.
+func (e *endpoint) setLoneSpin(d time.Duration, alone func() bool) {
+	if d > 0 {
+		e.loneSpin, e.alone = spinBudget{most: d, cur: d, probe: true, polite: e.role == roleClient}, alone
+	}
 }
 
 // putToken ends a turn of reader duties: it hands the token on, or, once
@@ -219,6 +232,8 @@ func (e *endpoint) ring(b byte) {
 	bell := e.bellData[:]
 	if b == doorbellSpace {
 		bell = e.bellSpace[:]
+	} else if e.dataBells != nil {
+		e.dataBells.Add(1)
 	}
 	// An error means the peer is gone; the reader sees it on its next read.
 	_, _ = e.conn.Write(bell)

@@ -85,3 +85,80 @@ func TestLoneCallThatBlocksIsRescued(t *testing.T) {
 	}
 	servedWhileBlocked(t, s, c, 5, "a lone call", b, blocked)
 }
+
+// With DialOptions.LoneSpin, a lone caller polls for its reply, so the
+// server never rings a doorbell to wake it; without it, or while calls
+// overlap, a reply that takes longer than the short spin finds its caller
+// asleep and must wake it.
+func TestLoneClientPollsForItsReply(t *testing.T) {
+	checkLeaks(t)
+	const calls = 40
+	for _, lone := range []time.Duration{0, time.Second} {
+		s := startServer(t, ServerOptions{}, slowEcho(time.Millisecond))
+		c := dial(t, s.Addr(), DialOptions{LoneSpin: lone})
+		callN(t, c, calls, "x")
+		switch w := s.Stats().Wakeups; {
+		case lone == 0 && w < calls*3/4:
+			t.Errorf("LoneSpin 0: %d wake-ups for %d sequential 1 ms calls, want about one per call", w, calls)
+		case lone > 0 && w > 2:
+			t.Errorf("LoneSpin %v: %d wake-ups for %d sequential 1 ms calls, want none", lone, w, calls)
+		}
+	}
+
+	s := startServer(t, ServerOptions{}, slowEcho(time.Millisecond))
+	c := dial(t, s.Addr(), DialOptions{LoneSpin: time.Second})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() { defer wg.Done(); callN(t, c, calls, "y") }()
+	}
+	wg.Wait()
+	if w := s.Stats().Wakeups; w < calls/2 {
+		t.Errorf("two overlapping callers with LoneSpin: %d wake-ups for %d calls, want them to sleep as without LoneSpin", w, 2*calls)
+	}
+}
+
+// A lone budget fallen to its floor spins the whole budget every
+// probeEvery-th time, and is back at the maximum once a probe catches the
+// answer; the budget of concurrent callers never probes.
+func TestSpinBudgetProbesFromItsFloor(t *testing.T) {
+	const most = 160 * time.Microsecond
+	floor := most / spinFloorDiv
+	b := spinBudget{most: most, cur: most, probe: true}
+	for range 8 {
+		b.next()
+		b.timedOut()
+	}
+	if b.cur != floor {
+		t.Fatalf("after 8 timed-out spins the budget is %v, want the floor %v", b.cur, floor)
+	}
+	probes := 0
+	for range 4 * probeEvery {
+		switch d := b.next(); d {
+		case most:
+			probes++
+		case floor:
+		default:
+			t.Fatalf("a spin at the floor lasts %v, want %v or a probe of %v", d, floor, most)
+		}
+		b.timedOut()
+	}
+	if probes != 4 {
+		t.Fatalf("%d probes in %d spins at the floor, want 4", probes, 4*probeEvery)
+	}
+	for b.next() != most {
+		b.timedOut()
+	}
+	b.caught(most)
+	if b.cur != most {
+		t.Fatalf("after a probe caught the answer the budget is %v, want %v", b.cur, most)
+	}
+
+	c := spinBudget{most: most, cur: floor}
+	for range 4 * probeEvery {
+		if d := c.next(); d != floor {
+			t.Fatalf("a budget without probe spun %v at its floor %v", d, floor)
+		}
+		c.timedOut()
+	}
+}

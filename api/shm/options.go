@@ -30,6 +30,15 @@ type DialOptions struct {
 	// Spin is the longest a caller waiting for its reply polls the response
 	// ring before it parks: 0 means DefaultSpin, negative disables spinning.
 	Spin time.Duration
+	// LoneSpin, when positive, is the longest a lone caller waits for its
+	// reply by polling the response ring before it parks (adaptive, as
+	// Spin): while the connection has one call in flight and calls have not
+	// overlapped for 10 ms, the caller is not put to sleep and the sidecar
+	// needs no doorbell to wake it, which saves two thread wake-ups per
+	// call. With more than one call in flight, Spin applies. It costs the
+	// app up to a core while it calls back to back. 0 (the default) or
+	// negative: off.
+	LoneSpin time.Duration
 	// HandshakeTimeout bounds the handshake when ctx has no earlier
 	// deadline; 0 means DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration

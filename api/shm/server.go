@@ -75,6 +75,10 @@ type ServerStats struct {
 	// LoneRuns counts slow handlers run on the reader's goroutine because
 	// each was its connection's only call (ServerOptions.LoneSpin).
 	LoneRuns int64
+	// Wakeups counts the doorbells rung to wake a client that slept waiting
+	// for replies (each costs the app a thread wake-up; a lone caller
+	// polling for its reply, DialOptions.LoneSpin, needs none).
+	Wakeups int64
 }
 
 // Server accepts shared-memory connections on a Unix socket.
@@ -95,8 +99,8 @@ type Server struct {
 	closed  bool
 	wg      sync.WaitGroup // handshakes, connections until unmapped, handlers
 
-	conns64, connsTotal, hsFailures, mapped, inflight, calls, cancelled, rescues, loneRuns atomic.Int64
-	costs                                                                                  methodCosts
+	conns64, connsTotal, hsFailures, mapped, inflight, calls, cancelled, rescues, loneRuns, wakeups atomic.Int64
+	costs                                                                                           methodCosts
 }
 
 // Listen creates the Unix socket at socketPath. A stale socket file left by a
@@ -277,8 +281,9 @@ func (s *Server) handshake(conn *net.UnixConn, h Handler) (*serverConn, error) {
 	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), peerKey{}, Peer{AppID: hi.appID, PID: pid, UID: uid}))
 	sc := newServerConn(s, h, ctx, cancel, l.segmentSize)
 	sc.ep = newEndpoint(conn, mem, l, roleServer, sc, s.opts.Spin, s.opts.MaxConcurrentCalls)
+	sc.ep.dataBells = &s.wakeups
 	if s.opts.LoneSpin > 0 {
-		sc.ep.loneSpinMax, sc.ep.loneSpin, sc.ep.alone = s.opts.LoneSpin, s.opts.LoneSpin, sc.idle
+		sc.ep.setLoneSpin(s.opts.LoneSpin, sc.idle)
 	}
 	sc.ep.onFail = cancel             // handlers learn at once that the client is gone
 	sc.ep.beforeSpaceWait = sc.rescue // the reader may be running this very handler
@@ -336,5 +341,6 @@ func (s *Server) Stats() ServerStats {
 		CallsCancelled:    s.cancelled.Load(),
 		Rescues:           s.rescues.Load(),
 		LoneRuns:          s.loneRuns.Load(),
+		Wakeups:           s.wakeups.Load(),
 	}
 }

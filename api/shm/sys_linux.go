@@ -237,3 +237,7 @@ func readNonBlocking(conn *net.UnixConn, b []byte) (n int, eof bool, err error) 
 	}
 	return n, false, nil
 }
+
+// yieldCPU lets another runnable thread of this CPU run (sched_yield(2)); it
+// returns at once when there is none.
+func yieldCPU() { _, _, _ = unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0) }

@@ -22,3 +22,5 @@ func readMsgFD(*net.UnixConn) (byte, []byte, []int, error)     { return 0, nil, 
 func peerCred(*net.UnixConn) (int, int, error)                 { return 0, -1, errUnsupported }
 
 func readNonBlocking(*net.UnixConn, []byte) (int, bool, error) { return 0, false, errUnsupported }
+
+func yieldCPU() {}

@@ -111,7 +111,7 @@ func (e *endpoint) waitSpace(ctx context.Context, need uint64) error {
 	if ctx != nil {
 		ctxDone = ctx.Done()
 	}
-	if e.spinMax > 0 && spinWait(e.spinMax, func() bool { return e.tx.fits(need) }) {
+	if e.spinMax > 0 && spinWait(e.spinMax, false, func() bool { return e.tx.fits(need) }) {
 		return nil
 	}
 	e.spaceWaiting.Store(true)

@@ -162,27 +162,37 @@ func TestWrapLeavesOtherConnsAlone(t *testing.T) {
 	}
 }
 
-// A connection whose peer answers after the budget polls less and less (a
-// remote or slow backend costs little polling); one that answers at once
-// gets its budget back.
+// A connection whose peer answers after the gate's budget polls less and
+// less (a remote or slow backend costs little polling); one whose peer
+// answers within it — after the shrunk budget but before the gate's — gets
+// its budget back, as does one that answers at once.
 func TestPollBudgetAdaptsToThePeer(t *testing.T) {
-	const most = 4 * time.Millisecond
+	const most = 20 * time.Millisecond
 	g := lonePollingGate(t, most)
 	raw, peer := tcpPair(t)
 	c := g.Wrap(raw).(*conn)
 	buf := make([]byte, 8)
-	for i := 0; i < 6; i++ {
-		go func() {
-			time.Sleep(20 * time.Millisecond)
-			_, _ = peer.Write([]byte("late"))
-		}()
-		if _, err := io.ReadFull(c, buf[:4]); err != nil {
-			t.Fatal(err)
+	answerAfter := func(d time.Duration, times int) {
+		t.Helper()
+		for i := 0; i < times; i++ {
+			go func() {
+				time.Sleep(d)
+				_, _ = peer.Write([]byte("late"))
+			}()
+			if _, err := io.ReadFull(c, buf[:4]); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
+	answerAfter(3*most, 6)
 	if c.cur != most/16 {
 		t.Fatalf("after six late answers the budget is %v, want the floor %v", c.cur, most/16)
 	}
+	answerAfter(most/4, 6) // after the floor's 1.25 ms, within the gate's 20 ms
+	if c.cur != most {
+		t.Fatalf("after six answers within the gate's budget the budget is %v, want %v", c.cur, most)
+	}
+	answerAfter(3*most, 6)
 	for i := 0; i < 6; i++ {
 		if _, err := peer.Write([]byte("soon")); err != nil {
 			t.Fatal(err)

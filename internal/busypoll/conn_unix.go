@@ -15,10 +15,10 @@ import (
 // Deadlines keep working: the poller honours them once a poll ends, which is
 // within the budget.
 //
-// The budget adapts per connection, as the shared-memory spin does: a poll
-// that ends without data halves the next one (down to a sixteenth of the
-// gate's), a poll that catches data doubles it, so a backend that answers
-// slowly (a remote Redis, a slow command) costs little polling.
+// The budget adapts per connection, as the shared-memory spin does: a read
+// whose data came later than the gate's budget halves the next poll (down to
+// a sixteenth of the gate's), any other read doubles it, so a backend that
+// answers slowly (a remote Redis, a slow command) costs little polling.
 type conn struct {
 	net.Conn
 	raw  syscall.RawConn
@@ -78,7 +78,11 @@ func (c *conn) Read(p []byte) (int, error) {
 			}
 		}
 	})
-	if polled {
+	// An answer that came after the poll gave up but within the gate's
+	// budget would have been caught by polling longer: grow then too, or a
+	// budget once fallen below the backend's usual answer time would stay
+	// at its floor.
+	if polled && time.Since(start) >= most {
 		c.cur = max(most/16, budget/2)
 	} else {
 		c.cur = min(most, 2*budget)
