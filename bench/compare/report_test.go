@@ -118,3 +118,29 @@ func TestAggregateMergesLatencyAndTakesMediansOfTheRest(t *testing.T) {
 		t.Errorf("p50 by round = %q", got)
 	}
 }
+
+// Direct GET's p50 is bimodal between rounds; the latency targets must
+// hold against its fastest round too, not only against the merged p50.
+func TestLatencyTargetsHoldAgainstDirectsFastestRound(t *testing.T) {
+	get := func(p50 float64, rounds ...float64) *agg {
+		return &agg{sample: sample{P50: p50}, p50s: rounds}
+	}
+	for _, c := range []struct {
+		shm  float64
+		met  bool
+		base string
+	}{
+		{shm: 15, met: true, base: "fastest round (10.0 µs)"},
+		{shm: 30, met: false, base: "fastest round (10.0 µs)"}, // −19 µs against the merged p50, +20 against round 1
+		{shm: 70, met: false, base: "over all rounds (49.0 µs)"},
+	} {
+		r := &report{agg: map[string]map[string]*agg{"get100": {
+			"direct": get(49, 10, 51, 52),
+			"shm":    get(c.shm),
+		}}}
+		v := r.verdicts()[0]
+		if v.met != c.met || !strings.Contains(v.measured, c.base) {
+			t.Errorf("shm p50 %v µs: met %v, measured %q; want met %v against direct's %s", c.shm, v.met, v.measured, c.met, c.base)
+		}
+	}
+}

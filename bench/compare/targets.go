@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -41,6 +42,27 @@ func ratioAtLeast(target string, v, ref, minRatio float64, what string) verdict 
 	return d
 }
 
+// strictest evaluates check against each of direct's p50s in bases (the
+// all-round one first) and returns the first missed verdict, else the
+// last; with more than one base, measured says which base it used.
+func strictest(bases []float64, check func(direct float64) verdict) verdict {
+	var v verdict
+	for i, d := range bases {
+		v = check(d)
+		if len(bases) > 1 {
+			which := "direct's p50 over all rounds"
+			if i > 0 {
+				which = "direct's fastest round"
+			}
+			v.measured += fmt.Sprintf(", against %s (%.1f µs)", which, d)
+		}
+		if !v.met {
+			return v
+		}
+	}
+	return v
+}
+
 // verdicts evaluates the targets on GetState 100 B (the operation the issue
 // names for latency; the throughput, CPU and memory targets are checked on
 // it too, and the per-operation tables show the other operations' ratios).
@@ -52,13 +74,26 @@ func (r *report) verdicts() []verdict {
 	dir, dap := a["direct"], a["daprd"]
 	var out []verdict
 	if dir != nil {
+		// Direct GET's p50 is bimodal on these VMs (10 or 50 µs from one
+		// round to the next: whether its thread sleeps deeply while it
+		// waits), so the latency targets are also checked against its
+		// fastest round, and the stricter verdict counts.
+		bases := []float64{dir.P50}
+		if len(dir.p50s) > 1 {
+			if m := slices.Min(dir.p50s); m < dir.P50 {
+				bases = append(bases, m)
+			}
+		}
 		if s := a["shm"]; s != nil {
-			out = append(out, atMost("GetState p50 added over direct Redis, shm ≤ 15 µs", s.P50-dir.P50, 15, " µs"))
+			out = append(out, strictest(bases, func(d float64) verdict {
+				return atMost("GetState p50 added over direct Redis, shm ≤ 15 µs", s.P50-d, 15, " µs")
+			}))
 		}
 		if u := a["uds"]; u != nil && dap != nil {
-			added, dadded := u.P50-dir.P50, dap.P50-dir.P50
-			v := atMost(fmt.Sprintf("GetState p50 added over direct, gRPC UDS ≤ ½ of daprd's added (%.1f µs)", dadded), added, dadded/2, " µs")
-			out = append(out, v)
+			out = append(out, strictest(bases, func(d float64) verdict {
+				added, dadded := u.P50-d, dap.P50-d
+				return atMost(fmt.Sprintf("GetState p50 added over direct, gRPC UDS ≤ ½ of daprd's added (%.1f µs)", dadded), added, dadded/2, " µs")
+			}))
 		}
 	}
 	if dap == nil {
