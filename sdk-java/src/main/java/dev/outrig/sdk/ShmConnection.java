@@ -35,6 +35,12 @@ final class ShmConnection implements AutoCloseable {
 
   private static final long MIN_SPIN_NANOS = 1_000;
 
+  /** Calls must not have overlapped for this long for a call to count as lone. */
+  private static final long LONE_QUIET_NANOS = 10_000_000;
+
+  /** A lone budget at its floor spins the whole budget every PROBE_EVERY-th time (§6.6). */
+  private static final int PROBE_EVERY = 16;
+
   /** One call waiting for its response. */
   static final class Call {
     final int method;
@@ -77,10 +83,22 @@ final class ShmConnection implements AutoCloseable {
 
   private volatile OutrigException failure;
 
-  ShmConnection(SocketChannel socket, ShmSegment seg) {
+  // Polling for a lone caller (OutrigClientBuilder.busyPoll, SPEC.md §6.6): while one call is in
+  // flight and calls have not overlapped for LONE_QUIET_NANOS, the reader thread polls the
+  // response ring for up to loneSpin (adaptive between loneSpinMax/16 and loneSpinMax) and the
+  // caller polls its future as long, both yielding their CPU between polls, so that the sidecar
+  // rings no doorbell and no thread of the app sleeps during the call.
+  private final long loneSpinMax;
+  private volatile long loneSpin;
+  private int loneAtFloor; // reader thread only
+  private volatile long overlapAt = System.nanoTime() - LONE_QUIET_NANOS - 1;
+
+  ShmConnection(SocketChannel socket, ShmSegment seg, long loneSpinNanos) {
     this.socket = socket;
     this.seg = seg;
     this.buf = seg.buf;
+    this.loneSpinMax = Math.max(0, loneSpinNanos);
+    this.loneSpin = this.loneSpinMax;
     this.reader = new Thread(this::readLoop, "outrig-shm-reader");
     reader.setDaemon(true);
     reader.start();
@@ -119,6 +137,9 @@ final class ShmConnection implements AutoCloseable {
     long us = timeoutNanos <= 0 ? 0 : (timeoutNanos + 999) / 1000;
     int timeoutUs = us > 0xFFFF_FFFFL ? 0 : (int) us;
     pending.put(stream, c);
+    if (pending.size() > 1) {
+      overlapAt = System.nanoTime();
+    }
     writeLock.lock();
     try {
       int maxPayload = seg.maxFrame - FRAME_HEADER;
@@ -136,6 +157,34 @@ final class ShmConnection implements AutoCloseable {
       writeLock.unlock();
     }
     return c;
+  }
+
+  /** Whether the calls in flight are one lone caller's (see loneSpinMax). */
+  private boolean lone() {
+    return loneSpinMax > 0
+        && pending.size() <= 1
+        && System.nanoTime() - overlapAt > LONE_QUIET_NANOS;
+  }
+
+  /**
+   * Polls c's future for up to the lone budget when c is a lone call, so that the reader thread
+   * (polling too) hands the reply over without waking this thread; returns at once otherwise.
+   */
+  void awaitPolling(Call c) {
+    if (!lone()) {
+      return;
+    }
+    long until = System.nanoTime() + loneSpin;
+    for (int i = 1; !c.future.isDone(); i++) {
+      if ((i & 31) == 0) {
+        if (System.nanoTime() - until > 0) {
+          return;
+        }
+        Thread.yield();
+      } else {
+        Thread.onSpinWait();
+      }
+    }
   }
 
   /**
@@ -253,20 +302,26 @@ final class ShmConnection implements AutoCloseable {
         if (drain()) {
           continue;
         }
-        long until = System.nanoTime() + spin;
-        boolean caught = false;
-        while (System.nanoTime() < until) {
-          if ((long) ShmSegment.LONG.getAcquire(buf, ShmSegment.RESP_TAIL) != respHead) {
-            caught = true;
-            break;
+        if (lone()) {
+          if (spinLone()) {
+            continue;
           }
-          Thread.onSpinWait();
+        } else {
+          long until = System.nanoTime() + spin;
+          boolean caught = false;
+          while (System.nanoTime() < until) {
+            if ((long) ShmSegment.LONG.getAcquire(buf, ShmSegment.RESP_TAIL) != respHead) {
+              caught = true;
+              break;
+            }
+            Thread.onSpinWait();
+          }
+          if (caught) {
+            spin = Math.min(spin * 2, MAX_SPIN_NANOS);
+            continue;
+          }
+          spin = Math.max(spin / 2, MIN_SPIN_NANOS);
         }
-        if (caught) {
-          spin = Math.min(spin * 2, MAX_SPIN_NANOS);
-          continue;
-        }
-        spin = Math.max(spin / 2, MIN_SPIN_NANOS);
         ShmSegment.INT.setVolatile(buf, ShmSegment.RESP_CONSUMER_PARKED, 1);
         VarHandle.fullFence();
         if ((long) ShmSegment.LONG.getAcquire(buf, ShmSegment.RESP_TAIL) != respHead) {
@@ -298,6 +353,39 @@ final class ShmConnection implements AutoCloseable {
       fail(e);
     } catch (RuntimeException | Error e) {
       fail(new UnavailableException(null, "shared memory: reader failed: " + e, null, e));
+    }
+  }
+
+  /**
+   * The reader's spin while a lone call waits (reader thread): polls the response ring for up
+   * to the lone budget, yielding the CPU every 32 polls (the sidecar and its backend need the
+   * CPUs too), and adapts the budget as the Go client does (§6.6): a catch doubles it, a
+   * timeout halves it down to a sixteenth, and every PROBE_EVERY-th spin at that floor spins
+   * the whole budget so that it grows back once replies are fast again.
+   *
+   * @return whether the ring has data
+   */
+  private boolean spinLone() {
+    long floor = loneSpinMax / 16;
+    long d = loneSpin;
+    if (d <= floor && ++loneAtFloor % PROBE_EVERY == 0) {
+      d = loneSpinMax;
+    }
+    long start = System.nanoTime();
+    for (int i = 1; ; i++) {
+      if ((long) ShmSegment.LONG.getAcquire(buf, ShmSegment.RESP_TAIL) != respHead) {
+        loneSpin = Math.min(loneSpinMax, 2 * d);
+        return true;
+      }
+      if ((i & 31) == 0) {
+        if (System.nanoTime() - start > d) {
+          loneSpin = Math.max(floor, loneSpin / 2);
+          return false;
+        }
+        Thread.yield();
+      } else {
+        Thread.onSpinWait();
+      }
     }
   }
 

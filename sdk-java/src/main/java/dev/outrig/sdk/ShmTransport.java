@@ -41,6 +41,7 @@ final class ShmTransport implements Transport {
 
   private final String socketPath;
   private final String appId;
+  private final long busyPollNanos;
   private final Transport grpc;
   private final ExecutorService callbacks;
   private final ReentrantLock dialLock = new ReentrantLock();
@@ -51,9 +52,11 @@ final class ShmTransport implements Transport {
   private volatile boolean closed;
   private long lastDial;
 
-  private ShmTransport(String socketPath, String appId, Transport grpc, ShmConnection first) {
+  private ShmTransport(
+      String socketPath, String appId, long busyPollNanos, Transport grpc, ShmConnection first) {
     this.socketPath = socketPath;
     this.appId = appId;
+    this.busyPollNanos = busyPollNanos;
     this.grpc = grpc;
     this.conn = first;
     this.lastDial = System.nanoTime();
@@ -71,15 +74,18 @@ final class ShmTransport implements Transport {
    * Dials socketPath and performs the handshake.
    *
    * @param grpc the transport for methods shm does not carry, and while reconnecting
+   * @param busyPollNanos how long a lone call polls for its reply (0: not at all)
    * @throws UnavailableException when the socket does not answer or the handshake fails
    */
-  static ShmTransport connect(String socketPath, String appId, Transport grpc) {
-    return new ShmTransport(socketPath, appId, grpc, dial(socketPath, appId));
+  static ShmTransport connect(
+      String socketPath, String appId, Transport grpc, long busyPollNanos) {
+    return new ShmTransport(
+        socketPath, appId, busyPollNanos, grpc, dial(socketPath, appId, busyPollNanos));
   }
 
-  private static ShmConnection dial(String socketPath, String appId) {
+  private static ShmConnection dial(String socketPath, String appId, long busyPollNanos) {
     ShmHandshake.Result r = ShmHandshake.connect(socketPath, appId, HANDSHAKE_TIMEOUT_MS);
-    return new ShmConnection(r.socket(), r.segment());
+    return new ShmConnection(r.socket(), r.segment(), busyPollNanos);
   }
 
   /** The live connection, redialling a dead one at most every 200 ms; null: use gRPC. */
@@ -102,7 +108,7 @@ final class ShmTransport implements Transport {
       }
       lastDial = now;
       try {
-        conn = dial(socketPath, appId);
+        conn = dial(socketPath, appId, busyPollNanos);
         return conn;
       } catch (OutrigException e) {
         return null;
@@ -122,6 +128,7 @@ final class ShmTransport implements Transport {
     String op = method.getBareMethodName();
     long nanos = timeout == null ? 0 : timeout.toNanos();
     ShmConnection.Call call = c.start(id, ((MessageLite) req).toByteArray(), nanos);
+    c.awaitPolling(call);
     byte[] resp;
     try {
       resp = nanos > 0 ? call.future.get(nanos, TimeUnit.NANOSECONDS) : call.future.get();

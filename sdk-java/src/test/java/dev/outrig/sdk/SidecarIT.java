@@ -309,6 +309,41 @@ class SidecarIT {
     assertEquals(md.appId(), c.getMetadataAsync().join().appId());
   }
 
+  /**
+   * A lone shared-memory caller polls for its reply (busyPoll, on by default), so the sidecar
+   * seldom has to ring a doorbell to wake the app ({@code outrig_shm_wakeups_total}); a client
+   * that does not poll would be woken for most calls.
+   */
+  @Test
+  @Order(8)
+  void loneSharedMemoryCallerPollsForItsReply() throws Exception {
+    try (OutrigClient c =
+        OutrigClient.builder().address("unix://" + sock).appId(APP).sharedMemory(sock + ".shm").build()) {
+      c.saveState("statestore", "lone", b("v"));
+      Thread.sleep(20); // calls of the other tests have not overlapped for 10 ms
+      long before = metric("outrig_shm_wakeups_total");
+      int calls = 300;
+      for (int i = 0; i < calls; i++) {
+        assertEquals("v", c.getState("statestore", "lone").valueAsString());
+      }
+      long woken = metric("outrig_shm_wakeups_total") - before;
+      assertTrue(woken <= calls / 4, "a lone polling caller was woken " + woken + " times in " + calls + " calls");
+    }
+    assertThrows(InvalidArgumentException.class, () -> OutrigClient.builder().busyPoll(Duration.ofNanos(-1)));
+  }
+
+  private long metric(String name) throws Exception {
+    java.net.http.HttpResponse<String> r = java.net.http.HttpClient.newHttpClient().send(
+        java.net.http.HttpRequest.newBuilder(java.net.URI.create("http://127.0.0.1:" + sidecar.adminPort + "/metrics")).build(),
+        java.net.http.HttpResponse.BodyHandlers.ofString());
+    for (String line : r.body().split("\n")) {
+      if (line.startsWith(name + " ")) {
+        return (long) Double.parseDouble(line.substring(name.length() + 1).trim());
+      }
+    }
+    throw new AssertionError(name + " not on /metrics");
+  }
+
   @Test
   @Order(9)
   void inputBindingEventsArrive() throws Exception {
