@@ -194,8 +194,8 @@ func (e *endpoint) idleSpin(stop func() bool) bool {
 	return false
 }
 
-// spinWait polls cond for up to d without giving up the thread (unless
-// polite: then it lets other runnable threads of its CPU run between polls). It does not
+// spinWait polls cond for up to d without giving up the thread (polite: it
+// lets other runnable threads of its CPU run every 32 polls). It does not
 // call runtime.Gosched: that puts the goroutine on the global run queue and
 // wakes another OS thread to take it, on every call — measured, that costs
 // far more than the spin saves.
