@@ -140,10 +140,12 @@ func TestSharedMemoryLoneCallerIsServedByPolling(t *testing.T) {
 			}
 			continue
 		}
-		// Most calls: the first ones count as fast until their cost is known,
-		// and a slow machine may hand some off.
-		if lone < calls/2 || polls < calls/2 {
-			t.Errorf("--busy-poll %s: %v lone calls and %v polled reads of %d sequential calls; want most", flag, lone, polls, calls)
+		// Usually most calls (299 of 300 on an idle machine), but a call that
+		// takes longer than the budget is handed off, and on a machine loaded
+		// by other tests many do (119 of 300 seen in CI): polling must happen,
+		// how often depends on the machine.
+		if lone < calls/10 || polls < calls/10 {
+			t.Errorf("--busy-poll %s: %v lone calls and %v polled reads of %d sequential calls; want them served by polling", flag, lone, polls, calls)
 		}
 
 		// The app's side: the default client polled for its replies, one
@@ -157,8 +159,10 @@ func TestSharedMemoryLoneCallerIsServedByPolling(t *testing.T) {
 		}
 		slept := metric(sc.Admin, "outrig_shm_wakeups_total") - polled
 		t.Logf("wake-ups: %v for %d calls of the default client, %v for %d of WithBusyPoll(0)", polled, calls, slept, calls)
-		if polled > calls/4 {
-			t.Errorf("the default client was woken %v times in %d sequential calls; want it to poll for most replies", polled, calls)
+		// 2-5 against 228-299 here; under load replies that take longer than
+		// the budget wake the polling client too (197 against 284 seen in CI).
+		if polled >= slept {
+			t.Errorf("the default client was woken %v times in %d sequential calls, a WithBusyPoll(0) client %v; want fewer", polled, calls, slept)
 		}
 		if slept < calls/2 {
 			t.Errorf("a WithBusyPoll(0) client was woken %v times in %d sequential calls; want about once per call", slept, calls)
