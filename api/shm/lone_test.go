@@ -70,9 +70,14 @@ func TestOverlappingCallersDoNotRunLone(t *testing.T) {
 func TestLoneCallThatBlocksIsRescued(t *testing.T) {
 	checkLeaks(t)
 	b := newBlocker(200 * time.Microsecond)
-	s := startServer(t, ServerOptions{LoneSpin: 2 * time.Millisecond}, b)
+	// A generous LoneSpin, and a pause past loneQuiet before the blocking
+	// call: on a loaded machine a 200 µs handler can average milliseconds,
+	// and a handler descheduled between its reply and its return makes the
+	// next request look overlapping.
+	s := startServer(t, ServerOptions{LoneSpin: 20 * time.Millisecond}, b)
 	c := dial(t, s.Addr(), DialOptions{})
 	callN(t, c, 20, "slow")
+	time.Sleep(2 * loneQuiet)
 	before := s.Stats().LoneRuns
 	blocked := make(chan error, 1)
 	go func() {
