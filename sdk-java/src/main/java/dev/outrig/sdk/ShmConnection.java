@@ -83,11 +83,13 @@ final class ShmConnection implements AutoCloseable {
 
   private volatile OutrigException failure;
 
-  // Polling for a lone caller (OutrigClientBuilder.busyPoll, SPEC.md §6.6): while one call is in
-  // flight and calls have not overlapped for LONE_QUIET_NANOS, the reader thread polls the
-  // response ring for up to loneSpin (adaptive between loneSpinMax/16 and loneSpinMax) and the
-  // caller polls its future as long, both yielding their CPU between polls, so that the sidecar
-  // rings no doorbell and no thread of the app sleeps during the call.
+  // Polling for a lone caller (OutrigClientBuilder.busyPoll, SPEC.md §6.6): while at most one
+  // call is in flight and calls have not overlapped for LONE_QUIET_NANOS, the reader thread polls
+  // the response ring for up to loneSpin (adaptive between loneSpinMax/16 and loneSpinMax) — also
+  // after a reply, since a caller calling back to back sends its next request soon — and a
+  // blocking caller polls its future as long, both yielding their CPU between polls, so that the
+  // sidecar rings no doorbell and no thread of the app sleeps during the call. An app that calls
+  // seldom finds the reader asleep (its spins time out and shrink) and gains nothing.
   private final long loneSpinMax;
   private volatile long loneSpin;
   private int loneAtFloor; // reader thread only
