@@ -65,7 +65,6 @@ type endpoint struct {
 	maxFrame   uint32
 	maxMessage uint32
 	maxPartial int
-	spinMax    time.Duration
 
 	wlock    chan struct{} // writer lock: holding = a value sent
 	mem      []byte        // nil once released
@@ -77,7 +76,7 @@ type endpoint struct {
 	partial    map[uint64]*partialMsg
 	txHead     *uint64 // the consumer position of the ring we produce into
 	txHeadSeen uint64
-	spin       spinBudget // adaptive, up to spinMax (reader.go)
+	spin       spinBudget // adaptive (reader.go); spin.most is fixed and read by writers too
 	// Lone spin, used instead of spin while alone reports true: on the
 	// server (ServerOptions.LoneSpin) that no call is running, on the
 	// client (DialOptions.LoneSpin) that one call waits for its reply. Set
@@ -125,7 +124,6 @@ func newEndpoint(conn *net.UnixConn, mem []byte, l layout, r role, recv receiver
 		maxFrame:   l.maxFrame,
 		maxMessage: l.maxMessage,
 		maxPartial: maxPartial,
-		spinMax:    spin,
 		spin:       spinBudget{most: spin, cur: spin},
 		mem:        mem,
 		partial:    make(map[uint64]*partialMsg),

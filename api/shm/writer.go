@@ -105,13 +105,13 @@ func (e *endpoint) finishCancel(cf FrameHeader) {
 }
 
 // waitSpace waits, holding the writer lock, until need bytes are free in the produced
-// ring: it spins for e.spin, then parks until a SPACE doorbell (SPEC.md §6.4).
+// ring: it spins for e.spin.most, then parks until a SPACE doorbell (SPEC.md §6.4).
 func (e *endpoint) waitSpace(ctx context.Context, need uint64) error {
 	var ctxDone <-chan struct{}
 	if ctx != nil {
 		ctxDone = ctx.Done()
 	}
-	if e.spinMax > 0 && spinWait(e.spinMax, false, func() bool { return e.tx.fits(need) }) {
+	if e.spin.most > 0 && spinWait(e.spin.most, false, func() bool { return e.tx.fits(need) }) {
 		return nil
 	}
 	e.spaceWaiting.Store(true)
