@@ -31,6 +31,29 @@ type Handler interface {
 	Handle(ctx context.Context, methodID uint16, req []byte) ([]byte, error)
 }
 
+// AsyncHandler is implemented by a Handler that can start some calls without
+// blocking and answer them later, from whichever goroutine completes them
+// (a Redis store's pipeline reader, say). The server uses it only for calls
+// that overlap other calls of their connection: a lone call runs as
+// Handle describes (inline, polled for with ServerOptions.LoneSpin).
+//
+// Why: a handler that blocks costs two goroutine hand-offs per call under
+// concurrency — the reader hands its duties to another goroutine, and the
+// handler is woken when its backend answers — and on a 2-vCPU VM those
+// hand-offs, not the code, were most of the sidecar's CPU with 16 callers
+// (docs/benchmarks.md, "Throughput at 16 callers").
+//
+// HandleAsync runs on the connection's reader goroutine and must not block:
+// it either declines (returns false, without calling done; the call then
+// runs through Handle) or starts the call and returns true. done must then
+// be called exactly once, on any goroutine, possibly before HandleAsync
+// returns; it must not block either (it sends the response if the ring has
+// room and hands the send to a worker goroutine otherwise). ctx and req are
+// as for Handle; resp is copied before done returns.
+type AsyncHandler interface {
+	HandleAsync(ctx context.Context, methodID uint16, req []byte, done func(resp []byte, err error)) bool
+}
+
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(ctx context.Context, methodID uint16, req []byte) ([]byte, error)
 
@@ -75,6 +98,8 @@ type ServerStats struct {
 	// LoneRuns counts slow handlers run on the reader's goroutine because
 	// each was its connection's only call (ServerOptions.LoneSpin).
 	LoneRuns int64
+	// AsyncCalls counts calls started through AsyncHandler.
+	AsyncCalls int64
 	// Wakeups counts the doorbells rung to wake a client that slept waiting
 	// for replies (each costs the app a thread wake-up; a lone caller
 	// polling for its reply, DialOptions.LoneSpin, needs none).
@@ -99,8 +124,8 @@ type Server struct {
 	closed  bool
 	wg      sync.WaitGroup // handshakes, connections until unmapped, handlers
 
-	conns64, connsTotal, hsFailures, mapped, inflight, calls, cancelled, rescues, loneRuns, wakeups atomic.Int64
-	costs                                                                                           methodCosts
+	conns64, connsTotal, hsFailures, mapped, inflight, calls, cancelled, rescues, loneRuns, wakeups, asyncCalls atomic.Int64
+	costs                                                                                                       methodCosts
 }
 
 // Listen creates the Unix socket at socketPath. A stale socket file left by a
@@ -341,6 +366,7 @@ func (s *Server) Stats() ServerStats {
 		CallsCancelled:    s.cancelled.Load(),
 		Rescues:           s.rescues.Load(),
 		LoneRuns:          s.loneRuns.Load(),
+		AsyncCalls:        s.asyncCalls.Load(),
 		Wakeups:           s.wakeups.Load(),
 	}
 }

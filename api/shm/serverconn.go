@@ -70,6 +70,7 @@ func (m *methodCosts) record(method uint16, d time.Duration) {
 type serverConn struct {
 	s      *Server
 	h      Handler
+	async  AsyncHandler // h, when it is one; nil otherwise
 	ep     *endpoint
 	ctx    context.Context // carries the Peer; cancelled when the connection closes
 	cancel context.CancelFunc
@@ -130,6 +131,7 @@ func newServerConn(s *Server, h Handler, ctx context.Context, cancel context.Can
 		inflight: make(map[uint64]*serverCall),
 		mapped:   mapped,
 	}
+	sc.async, _ = h.(AsyncHandler)
 	sc.watch = time.AfterFunc(time.Hour, sc.watchdog)
 	sc.watch.Stop()
 	sc.workers.init(sc.do)
@@ -143,6 +145,9 @@ func (sc *serverConn) do(t task) {
 		sc.serve()
 	case taskRun:
 		sc.run(t.j)
+	case taskSend:
+		_ = sc.ep.send(nil, t.out, t.resp, false)
+		sc.release(t.j)
 	}
 }
 
@@ -308,6 +313,9 @@ func (sc *serverConn) onMessage(h FrameHeader, payload []byte) error {
 	sc.s.inflight.Add(1)
 	sc.s.calls.Add(1)
 	j := job{ctx: ctx, c: c, h: h, req: payload}
+	if sc.async != nil && sc.handling.Load() > 1 && sc.startAsync(j) {
+		return nil
+	}
 	if sc.hasNext {
 		sc.goRun(sc.next)
 		sc.next, sc.hasNext = job{}, false
@@ -318,21 +326,28 @@ func (sc *serverConn) onMessage(h FrameHeader, payload []byte) error {
 
 // run calls the handler and sends its response.
 func (sc *serverConn) run(j job) {
-	defer sc.s.wg.Done()
-	defer sc.s.inflight.Add(-1)
-	defer sc.freeSlot()
-	defer j.c.cancel()
+	defer sc.release(j)
 	start := time.Now()
 	resp, err := sc.h.Handle(j.ctx, j.h.Method, j.req)
+	if out, resp, ok := sc.answered(j, start, resp, err); ok {
+		// An error means the connection closed; the client learns that by itself.
+		_ = sc.ep.send(nil, out, resp, false)
+	}
+}
+
+// answered does the bookkeeping of a call whose handler returned and builds
+// its response frame; ok is false when the client cancelled the call (no
+// response is sent).
+func (sc *serverConn) answered(j job, start time.Time, resp []byte, err error) (out FrameHeader, _ []byte, ok bool) {
 	sc.handling.Add(-1)
 	sc.s.costs.record(j.h.Method, time.Since(start))
 	sc.mu.Lock()
 	delete(sc.inflight, j.h.Stream)
 	sc.mu.Unlock()
 	if j.c.cancelled.Load() {
-		return
+		return out, nil, false
 	}
-	out := FrameHeader{Method: j.h.Method, Stream: j.h.Stream}
+	out = FrameHeader{Method: j.h.Method, Stream: j.h.Stream}
 	switch {
 	case err != nil:
 		out.Flags, resp = FlagError, encodeStatus(err)
@@ -340,8 +355,16 @@ func (sc *serverConn) run(j job) {
 		out.Flags, resp = FlagError, encodeStatus(status.Errorf(codes.ResourceExhausted,
 			"shm: response of %d bytes exceeds the max message size %d", len(resp), sc.ep.maxMessage))
 	}
-	// An error means the connection closed; the client learns that by itself.
-	_ = sc.ep.send(nil, out, resp, false)
+	return out, resp, true
+}
+
+// release ends a call once its response is sent (or dropped): its context,
+// its handler slot, the server's counts.
+func (sc *serverConn) release(j job) {
+	j.c.cancel()
+	sc.freeSlot()
+	sc.s.inflight.Add(-1)
+	sc.s.wg.Done()
 }
 
 // onCancel stops the handler of a stream the client abandoned.

@@ -38,12 +38,15 @@ type taskKind uint8
 const (
 	taskServe taskKind = iota // perform the reader duties (serverConn.serve)
 	taskRun                   // run one handler (serverConn.run)
+	taskSend                  // send an asynchronous call's response, waiting for ring space (async.go)
 	taskQuit                  // exit: idle too long, or the connection closed
 )
 
 type task struct {
 	kind taskKind
-	j    job // taskRun
+	j    job         // taskRun, taskSend
+	out  FrameHeader // taskSend
+	resp []byte      // taskSend
 }
 
 type worker struct {

@@ -59,6 +59,31 @@ func (e *endpoint) send(ctx context.Context, h FrameHeader, payload []byte, canc
 	return nil
 }
 
+// trySend writes a message that fits in one frame if the writer lock is
+// free and the ring has room now, without waiting; false means nothing was
+// written (send would have waited). On a closed endpoint it reports true:
+// there is nobody left to answer.
+func (e *endpoint) trySend(h FrameHeader, payload []byte) bool {
+	if len(payload) > int(e.maxFrame)-FrameHeaderSize || !e.tryLockW() {
+		return false
+	}
+	if e.mem == nil {
+		e.unlockW()
+		return true
+	}
+	h.Flags |= FlagEnd
+	if !e.tx.tryPut(h, payload) {
+		e.unlockW()
+		return false
+	}
+	wake := e.tx.takeConsumerParked()
+	e.unlockW()
+	if wake {
+		e.ring(doorbellData)
+	}
+	return true
+}
+
 // cancelStream sends a CANCEL frame for a stream without blocking the caller.
 func (e *endpoint) cancelStream(method uint16, stream uint64) {
 	cf := FrameHeader{Method: method, Flags: FlagCancel | FlagEnd, Stream: stream}
