@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -164,5 +166,112 @@ func TestSharedMemoryLoneCallerIsServedByPolling(t *testing.T) {
 			t.Errorf("a WithBusyPoll(0) client was woken %v times in %d sequential calls; want about once per call", slept, calls)
 		}
 		_ = c.DeleteState(ctx, "statestore", key)
+	}
+}
+
+// Overlapping GetState calls over shared memory on the Redis store are
+// started without a handler goroutine and answered by the goroutine that
+// reads Redis's replies (outrig_shm_async_calls_total): each caller gets its
+// own key's value, a missing key is not found, the calls are counted in
+// outrig_api_requests_total; a rate limit on the method still rejects them,
+// with its retry-after hint.
+func TestSharedMemoryOverlappingGetStateIsAnsweredAsynchronously(t *testing.T) {
+	res := t.TempDir()
+	testenv.WriteFile(t, filepath.Join(res, "store.yaml"), redisStore)
+	sc := testenv.StartSidecar(t, "checkout", "--resources", res)
+	c := testenv.Client(t, sc.Sock, outrig.WithSharedMemory(""))
+	ctx := context.Background()
+	prefix := fmt.Sprintf("e2e-async-%d-", time.Now().UnixNano())
+	const keys, callers, calls = 16, 16, 200
+	testenv.Eventually(t, "the Redis store (scripts/backends.sh up redis)", 10*time.Second, func() error {
+		return c.SaveState(ctx, "statestore", prefix+"0", []byte("v0"))
+	})
+	for i := 1; i < keys; i++ {
+		if err := c.SaveState(ctx, "statestore", fmt.Sprint(prefix, i), []byte(fmt.Sprint("v", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		for i := 0; i < keys; i++ {
+			_ = c.DeleteState(ctx, "statestore", fmt.Sprint(prefix, i))
+		}
+	})
+	before := metricSum(t, sc.Admin, "outrig_api_requests_total", "method", "GetState", "code", "OK")
+	var wg sync.WaitGroup
+	errs := make(chan error, callers)
+	for g := 0; g < callers; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < calls; i++ {
+				k := (g + i) % (keys + 1) // keys: the last one is missing
+				it, err := c.GetState(ctx, "statestore", fmt.Sprint(prefix, k))
+				switch {
+				case err != nil:
+					errs <- fmt.Errorf("caller %d get %d: %w", g, i, err)
+					return
+				case k == keys && it.Found:
+					errs <- fmt.Errorf("caller %d get %d: missing key found: %+v", g, i, it)
+					return
+				case k < keys && (!it.Found || string(it.Value) != fmt.Sprint("v", k) || it.ETag == ""):
+					errs <- fmt.Errorf("caller %d get %d: key %d answered %+v", g, i, k, it)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	async := metric(sc.Admin, "outrig_shm_async_calls_total")
+	counted := metricSum(t, sc.Admin, "outrig_api_requests_total", "method", "GetState", "code", "OK") - before
+	t.Logf("%d overlapping calls: %v answered asynchronously, %v counted", callers*calls, async, counted)
+	if async <= 0 {
+		t.Errorf("outrig_shm_async_calls_total %v after %d overlapping calls, want some", async, callers*calls)
+	}
+	if counted != callers*calls {
+		t.Errorf("outrig_api_requests_total counted %v GetState OK, want %d", counted, callers*calls)
+	}
+
+	// Governance applies to them: a rate limit of 1/s rejects most.
+	testenv.WriteFile(t, filepath.Join(res, "limit.yaml"), limitPolicy)
+	testenv.Eventually(t, "the rate limit", 5*time.Second, func() error {
+		if _, err := c.GetState(ctx, "statestore", prefix+"0"); !errors.Is(err, outrig.ErrRateLimited) {
+			return fmt.Errorf("not limited yet: %v", err)
+		}
+		return nil
+	})
+	asyncBefore := metric(sc.Admin, "outrig_shm_async_calls_total")
+	var limited, ok atomic.Int64
+	wg = sync.WaitGroup{}
+	for g := 0; g < callers; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 20; i++ {
+				_, err := c.GetState(ctx, "statestore", prefix+"0")
+				switch {
+				case err == nil:
+					ok.Add(1)
+				case errors.Is(err, outrig.ErrRateLimited):
+					if d, has := outrig.RetryAfter(err); !has || d <= 0 {
+						t.Errorf("rejection without a retry-after hint: %v", err)
+					}
+					limited.Add(1)
+				default:
+					t.Errorf("get under the limit: %v", err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("under a 1/s limit: %d admitted, %d limited, %v asynchronous", ok.Load(), limited.Load(), metric(sc.Admin, "outrig_shm_async_calls_total")-asyncBefore)
+	if ok.Load() > 3 || limited.Load() < callers*20-3 {
+		t.Errorf("under a 1/s limit (burst 1): %d admitted, %d limited", ok.Load(), limited.Load())
+	}
+	if metric(sc.Admin, "outrig_shm_async_calls_total") == asyncBefore {
+		t.Error("no call under the limit went asynchronous: the test did not test the asynchronous path")
 	}
 }

@@ -183,6 +183,16 @@ type Token struct {
 	ticket breaker.Ticket
 }
 
+// Async reports whether a call under c may be run as Enter, then an
+// operation that completes on another goroutine, then Token.Exit with its
+// result — instead of Do: true when Enter never waits (no bulkhead queue, no
+// cluster rate limit's round trip) and the chain neither retries nor sets a
+// timeout of its own, which only Do applies. A caller that gets false uses
+// Do.
+func (c *Chain) Async() bool {
+	return c.noop || (c.retry == nil && c.timeout <= 0 && c.bulkhead == nil && c.cluster == nil)
+}
+
 // Enter admits one attempt through random drop, rate limit, breaker,
 // bulkhead (waiting in its queue if configured, until ctx ends) and
 // adaptive limit, in that order. On success the caller runs the attempt and

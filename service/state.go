@@ -86,6 +86,42 @@ func (s *Service) GetState(ctx context.Context, req *runtimev1.GetStateRequest) 
 	return &runtimev1.GetStateResponse{Data: it.Value, Etag: it.ETag, Metadata: it.Metadata, Found: it.Found, ContentType: it.ContentType}, nil
 }
 
+// GetStateAsync is GetState for a transport that does not wait for the
+// answer (transport/calls.Dispatcher.CallAsync): it starts the read and
+// returns true, and done gets the answer once, on any goroutine, possibly
+// before GetStateAsync returns. It declines (false, done not called) when the
+// read would block here: the store cannot read asynchronously, or the
+// method's policy needs Do (retries, a timeout, a bulkhead, a cluster rate
+// limit: governance.Chain.Async), or the call fails before it starts; the
+// caller then runs GetState, which reports such errors. done must not block.
+func (s *Service) GetStateAsync(ctx context.Context, req *runtimev1.GetStateRequest, done func(*runtimev1.GetStateResponse, error)) bool {
+	app, snap, st, err := s.store(ctx, req.GetStoreName())
+	if err != nil {
+		return false
+	}
+	chain := snap.Policies.Lookup(KindState, st.Name(), state.OpGet, app.ID)
+	if !chain.Async() || !st.CanGetAsync() {
+		snap.Release()
+		return false
+	}
+	tok, err := chain.Enter(ctx)
+	if err != nil {
+		snap.Release()
+		done(nil, err)
+		return true
+	}
+	st.GetAsync(req.GetKey(), consistency(req.GetConsistency()), req.GetMetadata(), func(it state.Item, err error) {
+		tok.Exit(err)
+		snap.Release()
+		if err != nil {
+			done(nil, err)
+			return
+		}
+		done(&runtimev1.GetStateResponse{Data: it.Value, Etag: it.ETag, Metadata: it.Metadata, Found: it.Found, ContentType: it.ContentType}, nil)
+	})
+	return true
+}
+
 // GetBulkState implements RuntimeServer.
 func (s *Service) GetBulkState(ctx context.Context, req *runtimev1.GetBulkStateRequest) (*runtimev1.GetBulkStateResponse, error) {
 	app, snap, st, err := s.store(ctx, req.GetStoreName())

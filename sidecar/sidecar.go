@@ -356,6 +356,8 @@ func (s *Sidecar) shmMetrics(srv *apishm.Server) {
 		stat(func(st apishm.ServerStats) int64 { return st.Rescues }))
 	m.CounterFunc("outrig_shm_lone_calls_total", "Calls of a lone shared-memory caller served by the polling reader (--busy-poll).",
 		stat(func(st apishm.ServerStats) int64 { return st.LoneRuns }))
+	m.CounterFunc("outrig_shm_async_calls_total", "Overlapping shared-memory calls started without a handler goroutine and answered by the goroutine that completed them (GetState on state.redis).",
+		stat(func(st apishm.ServerStats) int64 { return st.AsyncCalls }))
 	m.CounterFunc("outrig_shm_wakeups_total", "Doorbells rung to wake a shared-memory client that slept waiting for its reply.",
 		stat(func(st apishm.ServerStats) int64 { return st.Wakeups }))
 	m.CounterFunc("outrig_busy_poll_reads_total", "Backend socket reads made in polling mode, for a lone shared-memory call (--busy-poll).",

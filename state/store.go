@@ -158,9 +158,14 @@ func (s *Store) Get(ctx context.Context, key, consistency string, md map[string]
 	if err != nil {
 		return Item{}, s.wrap("get", key, err)
 	}
+	return s.item(key, resp), nil
+}
+
+// item is the Item of key that a component's answer resp (may be nil) describes.
+func (s *Store) item(key string, resp *cstate.GetResponse) Item {
 	it := Item{Key: key}
 	if resp == nil {
-		return it, nil
+		return it
 	}
 	it.Value, it.Metadata = resp.Data, resp.Metadata
 	it.Found = resp.Data != nil || resp.ETag != nil
@@ -170,7 +175,47 @@ func (s *Store) Get(ctx context.Context, key, consistency string, md map[string]
 	if resp.ContentType != nil {
 		it.ContentType = *resp.ContentType
 	}
-	return it, nil
+	return it
+}
+
+// AsyncGetter is implemented by a contrib store that can start a read
+// without blocking and report it later (state.redis: commands of concurrent
+// callers go out in one pipeline, and the goroutine reading the pipeline's
+// replies completes them). GetAsync calls done exactly once, on any
+// goroutine, possibly before it returns; done must not block. Safe for
+// concurrent use.
+type AsyncGetter interface {
+	GetAsync(req *cstate.GetRequest, done func(*cstate.GetResponse, error))
+}
+
+// CanGetAsync reports whether GetAsync is available (the component is an
+// AsyncGetter).
+func (s *Store) CanGetAsync() bool {
+	_, ok := s.impl.(AsyncGetter)
+	return ok
+}
+
+// GetAsync is Get, started without blocking and reported to done (once, on
+// any goroutine, possibly before GetAsync returns) when CanGetAsync; a store
+// that cannot reports an error to done.
+func (s *Store) GetAsync(key, consistency string, md map[string]string, done func(Item, error)) {
+	if err := checkKey("key", key); err != nil {
+		done(Item{}, err)
+		return
+	}
+	ag, ok := s.impl.(AsyncGetter)
+	if !ok {
+		done(Item{}, s.wrap("get", key, errors.New("the component cannot read asynchronously")))
+		return
+	}
+	ag.GetAsync(&cstate.GetRequest{Key: s.key(key), Metadata: md, Options: cstate.GetStateOption{Consistency: consistency}},
+		func(resp *cstate.GetResponse, err error) {
+			if err != nil {
+				done(Item{}, s.wrap("get", key, err))
+				return
+			}
+			done(s.item(key, resp), nil)
+		})
 }
 
 // BulkGet reads several keys; each item carries its own error.

@@ -186,3 +186,24 @@ func TestBulkAndTransaction(t *testing.T) {
 		t.Fatalf("empty op: %v", err)
 	}
 }
+
+// GetAsync on a store whose component cannot read asynchronously (the
+// in-memory one) says so through CanGetAsync and answers with an error, as
+// it does for a missing key name; neither leaves done uncalled.
+func TestGetAsyncWithoutAnAsyncComponent(t *testing.T) {
+	s := newMemStore(t, "app", "")
+	if s.CanGetAsync() {
+		t.Fatal("the in-memory store claims to read asynchronously")
+	}
+	for _, key := range []string{"k", ""} {
+		var got error
+		called := 0
+		s.GetAsync(key, "", nil, func(_ Item, err error) { called++; got = err })
+		if called != 1 || got == nil {
+			t.Errorf("GetAsync(%q): done called %d times with %v, want once with an error", key, called, got)
+		}
+		if key == "" && !errors.Is(got, errkind.ErrInvalidArgument) {
+			t.Errorf("GetAsync(\"\"): %v, want invalid argument", got)
+		}
+	}
+}

@@ -9,7 +9,13 @@ import (
 	"github.com/outrig/outrig/components"
 	nredis "github.com/outrig/outrig/components/state/redis"
 	"github.com/outrig/outrig/internal/busypoll"
+	"github.com/outrig/outrig/state"
 )
+
+// The native state store starts reads without blocking (GetAsync), so the
+// shared-memory transport answers overlapping GetState calls from the
+// goroutine that reads Redis's replies.
+var _ state.AsyncGetter = (*nredis.Store)(nil)
 
 // registerRedis registers the Redis components: state.redis, pubsub.redis, bindings.redis.
 // The state store's connections poll through poll (nil: never).

@@ -59,6 +59,40 @@ func (d *Dispatcher) Call(ctx context.Context, appID string, method uint16, req 
 	return answer(d.metrics, d.svc.MetricsApp(appID), name, component, start, out, err)
 }
 
+// CallAsync starts method without waiting for its answer when the service
+// can (today GetState on a store that reads asynchronously:
+// service.GetStateAsync) and returns true; done then gets the encoded
+// response or the edge table's error, once, on any goroutine, possibly
+// before CallAsync returns, and the call is counted in the metrics as Call
+// counts it. false means declined, done not called: run Call instead (a
+// declined request is decoded again there). done must not block.
+func (d *Dispatcher) CallAsync(ctx context.Context, appID string, method uint16, req []byte, done func([]byte, error)) bool {
+	if method != apishm.MethodGetState {
+		return false
+	}
+	in := &runtimev1.GetStateRequest{}
+	if err := proto.Unmarshal(req, in); err != nil {
+		return false
+	}
+	ctx = service.WithAppID(ctx, appID)
+	start := time.Now()
+	d.gate.Enter(d.polls)
+	ok := d.svc.GetStateAsync(ctx, in, func(resp *runtimev1.GetStateResponse, err error) {
+		d.gate.Leave(d.polls)
+		var out []byte
+		if err == nil {
+			if out, err = proto.Marshal(resp); err != nil {
+				err = fmt.Errorf("GetState: encode answer: %w", err)
+			}
+		}
+		done(answer(d.metrics, d.svc.MetricsApp(appID), "GetState", in.GetStoreName(), start, out, err))
+	})
+	if !ok {
+		d.gate.Leave(d.polls)
+	}
+	return ok
+}
+
 // answer counts a call in m (may be nil) under app, name and component, and
 // returns its encoded response or its error converted by the edge table.
 func answer(m *telemetry.Metrics, app, name, component string, start time.Time, out []byte, err error) ([]byte, error) {

@@ -33,3 +33,13 @@ func (h *Handler) Handle(ctx context.Context, method uint16, req []byte) ([]byte
 	peer, _ := apishm.PeerFromContext(ctx)
 	return h.calls.Call(ctx, peer.AppID, method, req)
 }
+
+// HandleAsync implements apishm.AsyncHandler: the calls the dispatcher can
+// start without waiting (calls.Dispatcher.CallAsync) are answered by the
+// goroutine that completes them.
+func (h *Handler) HandleAsync(ctx context.Context, method uint16, req []byte, done func([]byte, error)) bool {
+	peer, _ := apishm.PeerFromContext(ctx)
+	return h.calls.CallAsync(ctx, peer.AppID, method, req, done)
+}
+
+var _ apishm.AsyncHandler = (*Handler)(nil)

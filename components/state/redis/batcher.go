@@ -39,11 +39,26 @@ type batcher struct {
 	kick chan struct{} // buffered 1: the queue is not empty
 	stop chan struct{}
 	done chan struct{}
+	// answers carries answered batches with doAsync commands to the
+	// goroutine that runs their callbacks, so that the next pipeline goes
+	// out while they run (one hand-off per batch).
+	answers  chan []*queued
+	answered chan struct{} // closed when that goroutine has ended
 }
 
 type queued struct {
 	cmd  goredis.Cmder
-	done chan struct{}
+	done chan struct{} // closed when answered (do)
+	cb   func()        // or called when answered (doAsync)
+}
+
+// answered tells q's caller that q.cmd holds its result.
+func (q *queued) answered() {
+	if q.cb != nil {
+		q.cb()
+		return
+	}
+	close(q.done)
 }
 
 // maxBatch bounds the commands of one pipeline.
@@ -52,8 +67,10 @@ const maxBatch = 128
 var errBatcherClosed = errors.New("redis: store closed")
 
 func newBatcher(client *goredis.Client) *batcher {
-	b := &batcher{client: client, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	b := &batcher{client: client, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+		answers: make(chan []*queued, 16), answered: make(chan struct{})}
 	go b.run()
+	go b.answer()
 	return b
 }
 
@@ -90,8 +107,42 @@ func (b *batcher) do(ctx context.Context, cmd goredis.Cmder) error {
 	}
 }
 
+// doAsync queues cmd for the next pipeline and returns; cb runs once cmd
+// holds its result (on the batcher's goroutine, or on this one if the
+// batcher is closed), and must not block: the rest of the batch waits for
+// it. Unlike do it never sends straight away: a caller that does not wait
+// has no goroutine to send on.
+func (b *batcher) doAsync(cmd goredis.Cmder, cb func()) {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		cmd.SetErr(errBatcherClosed)
+		cb()
+		return
+	}
+	b.queue = append(b.queue, &queued{cmd: cmd, cb: cb})
+	b.mu.Unlock()
+	select {
+	case b.kick <- struct{}{}:
+	default:
+	}
+}
+
+// answer runs the callbacks of doAsync commands, batch by batch.
+func (b *batcher) answer() {
+	defer close(b.answered)
+	for batch := range b.answers {
+		for _, q := range batch {
+			if q.cb != nil {
+				q.cb()
+			}
+		}
+	}
+}
+
 func (b *batcher) run() {
 	defer close(b.done)
+	defer func() { close(b.answers); <-b.answered }()
 	for {
 		select {
 		case <-b.stop:
@@ -101,7 +152,7 @@ func (b *batcher) run() {
 			b.mu.Unlock()
 			for _, q := range rest {
 				q.cmd.SetErr(errBatcherClosed)
-				close(q.done)
+				q.answered()
 			}
 			return
 		case <-b.kick:
@@ -146,13 +197,21 @@ func (b *batcher) send() bool {
 		_, err = pipe.Exec(context.Background())
 	}
 	failed := err != nil && !isReplyError(err)
+	async := false
 	for _, q := range batch {
 		if failed && q.cmd.Err() == nil {
 			// go-redis leaves the commands untouched when it gives up
 			// reconnecting: they were not answered.
 			q.cmd.SetErr(err)
 		}
-		close(q.done)
+		if q.cb == nil {
+			close(q.done)
+		} else {
+			async = true
+		}
+	}
+	if async {
+		b.answers <- batch
 	}
 	b.mu.Lock()
 	b.batching = false

@@ -136,6 +136,27 @@ func (s *Store) Get(ctx context.Context, req *cstate.GetRequest) (*cstate.GetRes
 	return response(vals), nil
 }
 
+// GetAsync is Get for callers that do not wait (state.AsyncGetter): the
+// command joins the next pipeline and done runs on the goroutine that read
+// its reply. A key that turns out to be a plain string is read again with
+// Get, on a goroutine of its own (done must not block the pipeline).
+func (s *Store) GetAsync(req *cstate.GetRequest, done func(*cstate.GetResponse, error)) {
+	cmd := goredis.NewSliceCmd(context.Background(), "hmget", req.Key, "data", "version")
+	s.batch.doAsync(cmd, func() {
+		vals, err := cmd.Result()
+		switch {
+		case isWrongType(err):
+			go func() { done(s.Get(context.Background(), req)) }()
+		case err != nil:
+			done(nil, err)
+		case len(vals) != 2:
+			done(nil, fmt.Errorf("redis: HMGET %s answered %d values", req.Key, len(vals)))
+		default:
+			done(response(vals), nil)
+		}
+	})
+}
+
 func response(vals []any) *cstate.GetResponse {
 	resp := &cstate.GetResponse{}
 	if d, ok := vals[0].(string); ok {
