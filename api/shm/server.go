@@ -49,7 +49,8 @@ type Handler interface {
 // be called exactly once, on any goroutine, possibly before HandleAsync
 // returns; it must not block either (it sends the response if the ring has
 // room and hands the send to a worker goroutine otherwise). ctx and req are
-// as for Handle; resp is copied before done returns.
+// as for Handle; done takes resp over (it may be sent after done returns,
+// so the handler must not reuse it).
 type AsyncHandler interface {
 	HandleAsync(ctx context.Context, methodID uint16, req []byte, done func(resp []byte, err error)) bool
 }

@@ -71,6 +71,7 @@ type serverConn struct {
 	s      *Server
 	h      Handler
 	async  AsyncHandler // h, when it is one; nil otherwise
+	asyncN atomic.Int64 // asynchronous calls in flight (async.go)
 	ep     *endpoint
 	ctx    context.Context // carries the Peer; cancelled when the connection closes
 	cancel context.CancelFunc
@@ -145,9 +146,9 @@ func (sc *serverConn) do(t task) {
 		sc.serve()
 	case taskRun:
 		sc.run(t.j)
-	case taskSend:
+	case taskSendAsync:
 		_ = sc.ep.send(nil, t.out, t.resp, false)
-		sc.release(t.j)
+		sc.releaseAsync(t.j)
 	}
 }
 

@@ -36,17 +36,17 @@ const (
 type taskKind uint8
 
 const (
-	taskServe taskKind = iota // perform the reader duties (serverConn.serve)
-	taskRun                   // run one handler (serverConn.run)
-	taskSend                  // send an asynchronous call's response, waiting for ring space (async.go)
-	taskQuit                  // exit: idle too long, or the connection closed
+	taskServe     taskKind = iota // perform the reader duties (serverConn.serve)
+	taskRun                       // run one handler (serverConn.run)
+	taskSendAsync                 // send an asynchronous call's response, waiting for ring space (async.go)
+	taskQuit                      // exit: idle too long, or the connection closed
 )
 
 type task struct {
 	kind taskKind
-	j    job         // taskRun, taskSend
-	out  FrameHeader // taskSend
-	resp []byte      // taskSend
+	j    job         // taskRun, taskSendAsync
+	out  FrameHeader // taskSendAsync
+	resp []byte      // taskSendAsync
 }
 
 type worker struct {

@@ -51,12 +51,18 @@ func (e *endpoint) send(ctx context.Context, h FrameHeader, payload []byte, canc
 			return err
 		}
 	}
+	e.unlockWAndWake()
+	return nil
+}
+
+// unlockWAndWake releases the writer lock after a complete message and
+// rings the consumer's doorbell if it parked.
+func (e *endpoint) unlockWAndWake() {
 	wake := e.tx.takeConsumerParked()
 	e.unlockW()
 	if wake {
 		e.ring(doorbellData)
 	}
-	return nil
 }
 
 // trySend writes a message that fits in one frame if the writer lock is
@@ -76,11 +82,7 @@ func (e *endpoint) trySend(h FrameHeader, payload []byte) bool {
 		e.unlockW()
 		return false
 	}
-	wake := e.tx.takeConsumerParked()
-	e.unlockW()
-	if wake {
-		e.ring(doorbellData)
-	}
+	e.unlockWAndWake()
 	return true
 }
 
