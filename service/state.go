@@ -94,6 +94,9 @@ func (s *Service) GetState(ctx context.Context, req *runtimev1.GetStateRequest) 
 // method's policy needs Do (retries, a timeout, a bulkhead, a cluster rate
 // limit: governance.Chain.Async), or the call fails before it starts; the
 // caller then runs GetState, which reports such errors. done must not block.
+// Unlike GetState it does not stop waiting when ctx ends: the store's answer
+// (or its connection's own timeout) ends the call; a caller that gave up has
+// had its answer dropped by then (api/shm drops replies to cancelled calls).
 func (s *Service) GetStateAsync(ctx context.Context, req *runtimev1.GetStateRequest, done func(*runtimev1.GetStateResponse, error)) bool {
 	app, snap, st, err := s.store(ctx, req.GetStoreName())
 	if err != nil {
