@@ -83,7 +83,11 @@ func (s *Service) GetState(ctx context.Context, req *runtimev1.GetStateRequest) 
 	if err != nil {
 		return nil, err
 	}
-	return &runtimev1.GetStateResponse{Data: it.Value, Etag: it.ETag, Metadata: it.Metadata, Found: it.Found, ContentType: it.ContentType}, nil
+	return getStateResponse(it), nil
+}
+
+func getStateResponse(it state.Item) *runtimev1.GetStateResponse {
+	return &runtimev1.GetStateResponse{Data: it.Value, Etag: it.ETag, Metadata: it.Metadata, Found: it.Found, ContentType: it.ContentType}
 }
 
 // GetStateAsync is GetState for a transport that does not wait for the
@@ -120,7 +124,7 @@ func (s *Service) GetStateAsync(ctx context.Context, req *runtimev1.GetStateRequ
 			done(nil, err)
 			return
 		}
-		done(&runtimev1.GetStateResponse{Data: it.Value, Etag: it.ETag, Metadata: it.Metadata, Found: it.Found, ContentType: it.ContentType}, nil)
+		done(getStateResponse(it), nil)
 	})
 	return true
 }

@@ -42,8 +42,8 @@ type batcher struct {
 	// answers carries answered batches with doAsync commands to the
 	// goroutine that runs their callbacks, so that the next pipeline goes
 	// out while they run (one hand-off per batch).
-	answers  chan []*queued
-	answered chan struct{} // closed when that goroutine has ended
+	answers    chan []*queued
+	answerDone chan struct{} // closed when that goroutine has ended
 }
 
 type queued struct {
@@ -68,7 +68,7 @@ var errBatcherClosed = errors.New("redis: store closed")
 
 func newBatcher(client *goredis.Client) *batcher {
 	b := &batcher{client: client, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
-		answers: make(chan []*queued, 16), answered: make(chan struct{})}
+		answers: make(chan []*queued, 16), answerDone: make(chan struct{})}
 	go b.run()
 	go b.answer()
 	return b
@@ -130,7 +130,7 @@ func (b *batcher) doAsync(cmd goredis.Cmder, cb func()) {
 
 // answer runs the callbacks of doAsync commands, batch by batch.
 func (b *batcher) answer() {
-	defer close(b.answered)
+	defer close(b.answerDone)
 	for batch := range b.answers {
 		for _, q := range batch {
 			if q.cb != nil {
@@ -142,7 +142,7 @@ func (b *batcher) answer() {
 
 func (b *batcher) run() {
 	defer close(b.done)
-	defer func() { close(b.answers); <-b.answered }()
+	defer func() { close(b.answers); <-b.answerDone }()
 	for {
 		select {
 		case <-b.stop:
