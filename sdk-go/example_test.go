@@ -209,7 +209,12 @@ func ExampleClient_StartSubscribe() {
 	if err := client.Publish(ctx, "events", "signups", []byte("ada"), outrig.WithRawPayload()); err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println("welcome", <-got)
+	select {
+	case name := <-got:
+		fmt.Println("welcome", name)
+	case <-ctx.Done():
+		log.Fatal("the event did not reach the handler within 10s")
+	}
 	// Output:
 	// welcome ada
 }
